@@ -1,0 +1,44 @@
+// Prepended to every program: the scalar definitions shared by all kernels.
+// They must match Sources/SBIBackend/CPU/ScalarMath.swift formula for formula.
+#pragma OPENCL FP_CONTRACT OFF
+
+// UnaryOp raw values.
+#define OP_IDENTITY 0
+#define OP_EXP 1
+#define OP_LOG 2
+#define OP_TANH 3
+#define OP_RELU 4
+#define OP_LEAKY_RELU 5
+#define OP_SIGMOID 6
+#define OP_SOFTPLUS 7
+#define OP_SQUARE 8
+#define OP_NEGATE 9
+#define OP_ABS 10
+#define OP_SQRT 11
+
+inline float apply_unary(int op, float x, float p) {
+    switch (op) {
+    case OP_EXP: return exp(x);
+    case OP_LOG: return log(x);
+    case OP_TANH: return tanh(x);
+    case OP_RELU: return x > 0.0f ? x : 0.0f;
+    case OP_LEAKY_RELU: return x > 0.0f ? x : p * x;
+    case OP_SIGMOID: return 1.0f / (1.0f + exp(-x));
+    case OP_SOFTPLUS: return fmax(x, 0.0f) + log1p(exp(-fabs(x)));
+    case OP_SQUARE: return x * x;
+    case OP_NEGATE: return -x;
+    case OP_ABS: return fabs(x);
+    case OP_SQRT: return sqrt(x);
+    default: return x;
+    }
+}
+
+// BinaryOp raw values.
+inline float apply_binary(int op, float a, float b) {
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    default: return a / b;
+    }
+}

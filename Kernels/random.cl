@@ -1,0 +1,48 @@
+// Philox-4x32-10, the twin of Sources/SBIBackend/CPU/Philox.swift: item j computes the block for
+// counter (offset / 4 + j) and writes the lanes of it that fall inside [offset, offset + n).
+
+inline uint4 philox4x32_10(ulong counter, ulong seed) {
+    uint c0 = (uint)counter, c1 = (uint)(counter >> 32), c2 = 0u, c3 = 0u;
+    uint k0 = (uint)seed, k1 = (uint)(seed >> 32);
+    for (int round = 0; round < 10; ++round) {
+        if (round > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        uint hi0 = mul_hi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+        uint hi1 = mul_hi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+        uint n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+        c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+    }
+    return (uint4)(c0, c1, c2, c3);
+}
+
+inline float philox_unit(uint w) {
+    float scaled = (float)(w >> 8) * 5.9604645e-08f;
+    return scaled + 2.9802322e-08f;
+}
+
+inline uint lane_of(uint4 b, int lane) {
+    return lane == 0 ? b.x : (lane == 1 ? b.y : (lane == 2 ? b.z : b.w));
+}
+
+// kind 0: uniform in (a, b): a + (b - a)·u.  kind 1: normal, a + b·z.  kind 2: raw words.
+__kernel void philox_fill(__global float* y, int yo, int n, ulong seed, ulong offset, float a, float b, int kind) {
+    ulong block = offset / 4 + get_global_id(0);
+    uint4 words = philox4x32_10(block, seed);
+    float z[4];
+    if (kind == 1) {
+        float r0 = sqrt(-2.0f * log(philox_unit(words.x)));
+        float t0 = 6.2831855f * philox_unit(words.y);
+        float r1 = sqrt(-2.0f * log(philox_unit(words.z)));
+        float t1 = 6.2831855f * philox_unit(words.w);
+        z[0] = r0 * cos(t0); z[1] = r0 * sin(t0); z[2] = r1 * cos(t1); z[3] = r1 * sin(t1);
+    }
+    for (int lane = 0; lane < 4; ++lane) {
+        ulong g = block * 4 + lane;
+        if (g >= offset && g < offset + (ulong)n) {
+            int i = (int)(g - offset);
+            uint w = lane_of(words, lane);
+            if (kind == 0) { float width = b - a; float s = width * philox_unit(w); y[yo + i] = a + s; }
+            else if (kind == 1) { float s = b * z[lane]; y[yo + i] = a + s; }
+            else y[yo + i] = as_float(w);
+        }
+    }
+}

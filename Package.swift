@@ -1,0 +1,37 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layers, each knowing only the one below:
+//   COpenCL / CBLAS (system libraries) -> SBIBackend (runtime, kernels, CPU + OpenCL backends)
+//   -> sbi-gpu (command-line interface).
+// Kernels/*.cl are embedded into SBIBackend at build time by the EmbedKernels plugin,
+// so a copied binary needs no source tree.
+let package = Package(
+    name: "sbi-gpu",
+    products: [
+        .library(name: "SBIBackend", targets: ["SBIBackend"]),
+        .executable(name: "sbi-gpu", targets: ["sbi-gpu"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL",
+                       providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .executableTarget(name: "KernelEmbedder", path: "Sources/KernelEmbedder"),
+        .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"],
+                path: "Plugins/EmbedKernels"),
+        .target(name: "SBIBackend", dependencies: ["COpenCL", "CBLAS"],
+                path: "Sources/SBIBackend",
+                swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
+                plugins: ["EmbedKernels"]),
+        .executableTarget(name: "sbi-gpu",
+                          dependencies: ["SBIBackend",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/sbi-gpu"),
+        .testTarget(name: "SBIBackendTests", dependencies: ["SBIBackend"], path: "Tests/SBIBackendTests"),
+    ],
+    swiftLanguageModes: [.v5]
+)

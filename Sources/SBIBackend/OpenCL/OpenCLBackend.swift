@@ -1,0 +1,261 @@
+import COpenCL
+import Foundation
+
+/// One argument of a kernel launch. A view expands to two kernel parameters: the buffer and the
+/// element offset into it.
+enum KernelArgument {
+    case view(BufferView)
+    case int(Int)
+    case float(Float)
+    case ulong(UInt64)
+}
+
+/// GEMM tile parameters, passed to Kernels/gemm.cl as -D defines (see its header).
+public struct GEMMParameters: Hashable, Sendable, CustomStringConvertible {
+    public var mwg = 64, nwg = 64, kwg = 16, mdimc = 16, ndimc = 16
+    public init(mwg: Int = 64, nwg: Int = 64, kwg: Int = 16, mdimc: Int = 16, ndimc: Int = 16) {
+        (self.mwg, self.nwg, self.kwg, self.mdimc, self.ndimc) = (mwg, nwg, kwg, mdimc, ndimc)
+    }
+    var defines: String { "-DMWG=\(mwg) -DNWG=\(nwg) -DKWG=\(kwg) -DMDIMC=\(mdimc) -DNDIMC=\(ndimc)" }
+    public var description: String { "MWG=\(mwg) NWG=\(nwg) KWG=\(kwg) MDIMC=\(mdimc) NDIMC=\(ndimc)" }
+}
+
+/// The backend that runs Kernels/*.cl on an OpenCL device. Launches go to one in-order queue
+/// and are not waited for; `download` and `synchronize` are the host synchronization points.
+public final class OpenCLBackend: Backend {
+    public let kind = "opencl"
+    public let device: OpenCLDevice
+    public var deviceName: String { device.name }
+    public private(set) var allocationCount = 0
+    /// Kernel launches enqueued so far (for dispatch-overhead measurements).
+    public private(set) var launchCount = 0
+    /// Tile parameters of the tiled GEMM kernel.
+    public var gemmParameters = GEMMParameters()
+    /// Products with m·n·k below this use the direct kernel (no local memory, no padding).
+    public var directGEMMThreshold = 64 * 64 * 64
+    let cl: OpenCLContext
+
+    public init(device: OpenCLDevice) throws {
+        self.device = device
+        cl = try OpenCLContext(device: device)
+    }
+
+    /// Device `index` of `OpenCLDevice.all()`; an index out of range lists what exists.
+    public convenience init(deviceIndex index: Int) throws {
+        let devices = OpenCLDevice.all()
+        guard devices.indices.contains(index) else {
+            throw SBIError.deviceOutOfRange(requested: index, available: devices.map { "\($0.index): \($0.name)" })
+        }
+        try self.init(device: devices[index])
+    }
+
+    /// Builds an arbitrary program on this device; used to check that compile errors surface.
+    public func buildProgram(name: String, source: String, options: String = "") throws {
+        _ = try cl.program(name: name, source: source, options: options)
+    }
+
+    // MARK: memory
+
+    public func makeBuffer(count: Int) throws -> Buffer {
+        guard count >= 0 else { throw SBIError.invalidArgument("buffer of \(count) elements") }
+        var status: cl_int = 0
+        guard let mem = clCreateBuffer(cl.context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status),
+              status == CL_SUCCESS else {
+            throw SBIError.openCL(call: "clCreateBuffer(\(count * 4) bytes)", code: status)
+        }
+        allocationCount += 1
+        return Buffer(count: count, storage: .device(mem), owner: ObjectIdentifier(self))
+    }
+
+    func mem(_ view: BufferView, _ what: @autoclosure () -> String = "operand") throws -> cl_mem {
+        guard view.buffer.owner == ObjectIdentifier(self), case let .device(mem) = view.buffer.storage else {
+            throw SBIError.foreignBuffer("\(what()) was not made by this OpenCL backend")
+        }
+        return mem
+    }
+
+    public func upload<T: BitwiseCopyable>(_ values: [T], to destination: BufferView) throws {
+        try Check.elementSize(T.self)
+        guard values.count == destination.count else {
+            throw SBIError.sizeMismatch("upload of \(values.count) elements into a view of \(destination.count)")
+        }
+        guard !values.isEmpty else { return }
+        let target = try mem(destination, "upload destination")
+        // Blocking: the array's storage is only guaranteed alive for the duration of the call.
+        try values.withUnsafeBytes { raw in
+            try clCheck(clEnqueueWriteBuffer(cl.queue, target, cl_bool(CL_TRUE), destination.offset * 4, raw.count,
+                                             raw.baseAddress, 0, nil, nil), "clEnqueueWriteBuffer")
+        }
+    }
+
+    public func download<T: BitwiseCopyable>(_ source: BufferView, as type: T.Type) throws -> [T] {
+        try Check.elementSize(T.self)
+        guard source.count > 0 else { return [] }
+        let origin = try mem(source, "download source")
+        return try [T](unsafeUninitializedCapacity: source.count) { out, initialized in
+            try clCheck(clEnqueueReadBuffer(cl.queue, origin, cl_bool(CL_TRUE), source.offset * 4, source.count * 4,
+                                            out.baseAddress, 0, nil, nil), "clEnqueueReadBuffer")
+            initialized = source.count
+        }
+    }
+
+    public func copy(_ source: BufferView, to destination: BufferView) throws {
+        try Check.same(source, destination, "copy")
+        guard source.count > 0 else { return }
+        try clCheck(clEnqueueCopyBuffer(cl.queue, try mem(source), try mem(destination), source.offset * 4,
+                                        destination.offset * 4, source.count * 4, 0, nil, nil), "clEnqueueCopyBuffer")
+    }
+
+    public func fill(_ destination: BufferView, value: Float) throws {
+        try launch("elementwise", "fill", global: destination.count,
+                   [.view(destination), .int(destination.count), .float(value)])
+    }
+
+    public func synchronize() throws {
+        try clCheck(clFinish(cl.queue), "clFinish")
+    }
+
+    // MARK: launching
+
+    /// Sets the arguments and enqueues a 1-D (or, with `global1`, 2-D) launch. Sizes are padded up
+    /// to whole work-groups; kernels guard their loads and stores.
+    func launch(_ program: String, _ name: String, options: String = "", global: Int, global1: Int = 1,
+                local: Int? = nil, local1: Int = 1, _ arguments: [KernelArgument]) throws {
+        guard global > 0, global1 > 0 else { return }
+        let kernel = try cl.kernel(program, name, options: options)
+        var index: cl_uint = 0
+        for argument in arguments {
+            switch argument {
+            case let .view(view):
+                var handle: cl_mem? = try mem(view)
+                try clCheck(clSetKernelArg(kernel, index, MemoryLayout<cl_mem>.size, &handle), "clSetKernelArg(\(name), \(index))")
+                var offset = Int32(view.offset)
+                try clCheck(clSetKernelArg(kernel, index + 1, 4, &offset), "clSetKernelArg(\(name), \(index + 1))")
+                index += 2
+            case let .int(value):
+                var v = Int32(value)
+                try clCheck(clSetKernelArg(kernel, index, 4, &v), "clSetKernelArg(\(name), \(index))")
+                index += 1
+            case let .float(value):
+                var v = value
+                try clCheck(clSetKernelArg(kernel, index, 4, &v), "clSetKernelArg(\(name), \(index))")
+                index += 1
+            case let .ulong(value):
+                var v = value
+                try clCheck(clSetKernelArg(kernel, index, 8, &v), "clSetKernelArg(\(name), \(index))")
+                index += 1
+            }
+        }
+        let l0 = local ?? min(256, device.maxWorkGroupSize)
+        var globalSize = (roundUp(global, l0), roundUp(global1, local1))
+        var localSize = (l0, local1)
+        let status = withUnsafePointer(to: &globalSize) { g in
+            withUnsafePointer(to: &localSize) { l in
+                clEnqueueNDRangeKernel(cl.queue, kernel, global1 > 1 || local1 > 1 ? 2 : 1, nil,
+                                       UnsafeRawPointer(g).assumingMemoryBound(to: Int.self),
+                                       UnsafeRawPointer(l).assumingMemoryBound(to: Int.self), 0, nil, nil)
+            }
+        }
+        try clCheck(status, "clEnqueueNDRangeKernel(\(name))")
+        launchCount += 1
+    }
+
+    // MARK: operations
+
+    public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: BufferView, b: BufferView, beta: Float, c: BufferView, epilogue: Epilogue) throws {
+        try Check.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                       a: a, b: b, c: c, epilogue: epilogue)
+        guard m > 0, n > 0 else { return }
+        let transposes = "-DTRANS_A=\(transposeA ? 1 : 0) -DTRANS_B=\(transposeB ? 1 : 0)"
+        let bias = epilogue.bias ?? c.buffer.view(offset: 0, count: 0)
+        let arguments: [KernelArgument] = [
+            .int(m), .int(n), .int(k), .float(alpha), .view(a), .view(b), .float(beta), .view(c),
+            .int(epilogue.bias == nil ? 0 : 1), .view(bias), .int(Int(epilogue.activation.rawValue)),
+            .float(epilogue.slope),
+        ]
+        if m * n * k < directGEMMThreshold {
+            try launch("gemm", "gemm_direct", options: transposes, global: n, global1: m,
+                       local: 16, local1: 16, arguments)
+        } else {
+            let p = gemmParameters
+            try launch("gemm", "gemm_tiled", options: transposes + " " + p.defines,
+                       global: (m + p.mwg - 1) / p.mwg * p.mdimc, global1: (n + p.nwg - 1) / p.nwg * p.ndimc,
+                       local: p.mdimc, local1: p.ndimc, arguments)
+        }
+    }
+
+    public func unary(_ op: UnaryOp, _ x: BufferView, _ y: BufferView, parameter: Float) throws {
+        try Check.same(x, y, "unary \(op)")
+        try launch("elementwise", "unary", global: x.count,
+                   [.int(Int(op.rawValue)), .view(x), .view(y), .int(x.count), .float(parameter)])
+    }
+
+    public func affine(_ x: BufferView, _ y: BufferView, scale alpha: Float, shift beta: Float) throws {
+        try Check.same(x, y, "affine")
+        try launch("elementwise", "affine", global: x.count,
+                   [.view(x), .view(y), .int(x.count), .float(alpha), .float(beta)])
+    }
+
+    public func binary(_ op: BinaryOp, _ a: BufferView, _ b: BufferView, _ out: BufferView,
+                       rows: Int, cols: Int, broadcast: Broadcast) throws {
+        try Check.binary(a, b, out, rows: rows, cols: cols, broadcast: broadcast)
+        try launch("elementwise", "binary", global: rows * cols,
+                   [.int(Int(op.rawValue)), .int(Int(broadcast.rawValue)), .view(a), .view(b), .view(out),
+                    .int(rows), .int(cols)])
+    }
+
+    /// Work-group size of the row reductions: a power of two the device accepts.
+    private var reductionGroup: Int {
+        var size = 256
+        while size > device.maxWorkGroupSize { size /= 2 }
+        return size
+    }
+
+    public func sumRows(_ x: BufferView, rows: Int, cols: Int, _ out: BufferView) throws {
+        try Check.count(x, rows * cols, "sumRows input")
+        try Check.count(out, rows, "sumRows output")
+        let wg = reductionGroup
+        try launch("elementwise", "sum_rows", options: "-DWG=\(wg)", global: rows * wg, local: wg,
+                   [.view(x), .int(rows), .int(cols), .view(out)])
+    }
+
+    public func sumColumns(_ x: BufferView, rows: Int, cols: Int, _ out: BufferView) throws {
+        try Check.count(x, rows * cols, "sumColumns input")
+        try Check.count(out, cols, "sumColumns output")
+        try launch("elementwise", "sum_columns", global: cols, [.view(x), .int(rows), .int(cols), .view(out)])
+    }
+
+    public func logSumExpRows(_ x: BufferView, rows: Int, cols: Int, _ out: BufferView) throws {
+        try Check.count(x, rows * cols, "logSumExpRows input")
+        try Check.count(out, rows, "logSumExpRows output")
+        let wg = reductionGroup
+        try launch("elementwise", "log_sum_exp_rows", options: "-DWG=\(wg)", global: rows * wg, local: wg,
+                   [.view(x), .int(rows), .int(cols), .view(out)])
+    }
+
+    private func philox(_ destination: BufferView, seed: UInt64, offset: UInt64, _ a: Float, _ b: Float,
+                        kind: Int) throws {
+        guard destination.count > 0 else { return }
+        let blocks = Int((offset + UInt64(destination.count) + 3) / 4 - offset / 4)
+        try launch("random", "philox_fill", global: blocks,
+                   [.view(destination), .int(destination.count), .ulong(seed), .ulong(offset),
+                    .float(a), .float(b), .int(kind)])
+    }
+
+    public func fillUniform(_ destination: BufferView, seed: UInt64, offset: UInt64, low: Float, high: Float) throws {
+        try philox(destination, seed: seed, offset: offset, low, high, kind: 0)
+    }
+
+    public func fillNormal(_ destination: BufferView, seed: UInt64, offset: UInt64, mean: Float, std: Float) throws {
+        try philox(destination, seed: seed, offset: offset, mean, std, kind: 1)
+    }
+
+    public func fillRandomBits(_ destination: BufferView, seed: UInt64, offset: UInt64) throws {
+        try philox(destination, seed: seed, offset: offset, 0, 0, kind: 2)
+    }
+}
+
+@inline(__always) func roundUp(_ value: Int, _ multiple: Int) -> Int {
+    (value + multiple - 1) / multiple * multiple
+}

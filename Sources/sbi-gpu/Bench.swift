@@ -1,0 +1,7 @@
+import ArgumentParser
+import SBIBackend
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the engine's speed.")
+}
