@@ -76,7 +76,60 @@ public protocol Backend: AnyObject {
     func fillNormal(_ destination: BufferView, seed: UInt64, offset: UInt64, mean: Float, std: Float) throws
     /// The raw 32-bit Philox words, bit-cast to the buffer's elements.
     func fillRandomBits(_ destination: BufferView, seed: UInt64, offset: UInt64) throws
+
+    // MARK: operations the graph layer needs for backward passes, layout and training
+
+    /// gx = gy · f'(x) for y = f(x); `y` is passed too because f' is cheaper from it for
+    /// exp, tanh and sigmoid. All four views have the same count.
+    func unaryGradient(_ op: UnaryOp, x: BufferView, y: BufferView, gradient gy: BufferView,
+                       into gx: BufferView, parameter: Float) throws
+    /// dst[r, dstStart + c] = src[r, srcStart + c] for r < rows, c < width: slicing and
+    /// concatenation along the feature axis. src is rows×srcColumns, dst rows×dstColumns.
+    func copyColumns(rows: Int, width: Int, from src: BufferView, columns srcColumns: Int, start srcStart: Int,
+                     to dst: BufferView, columns dstColumns: Int, start dstStart: Int) throws
+    /// dst[r, c] = src[r, indices[c]]; `indices` holds Int32, dst is rows×indices.count.
+    func gatherColumns(_ src: BufferView, rows: Int, columns: Int, indices: BufferView, into dst: BufferView) throws
+    /// dst[r, :] = src[indices[r], :]; `indices` holds Int32, dst is indices.count×columns.
+    func gatherRows(_ src: BufferView, columns: Int, indices: BufferView, into dst: BufferView) throws
+    /// out (rows×cols) = b broadcast: `.row`, b has cols elements; `.column`, b has rows; `.none`, a copy.
+    func broadcast(_ b: BufferView, into out: BufferView, rows: Int, cols: Int, broadcast: Broadcast) throws
+    /// out[0] = Σ x[i]², for global-norm gradient clipping without a host round trip.
+    func sumOfSquares(_ x: BufferView, into out: BufferView) throws
+    /// One Adam (or AdamW, when weightDecay > 0) step over flat parameter, gradient and moment
+    /// arrays, with PyTorch's formulas. When `gradientSquaredNorm` is given (a 1-element view
+    /// holding Σg²), gradients are first scaled by min(1, maxGradientNorm / ‖g‖).
+    func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
+                  secondMoment: BufferView, hyper: AdamHyperparameters,
+                  gradientSquaredNorm: BufferView?, maxGradientNorm: Float) throws
 }
+
+/// The scalars of one Adam step. `step` counts from 1 (it sets the bias corrections).
+public struct AdamHyperparameters: Sendable, Equatable {
+    public var learningRate: Float
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    /// Decoupled weight decay (AdamW); 0 gives plain Adam.
+    public var weightDecay: Float = 0
+    public var step: Int = 1
+
+    public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                weightDecay: Float = 0, step: Int = 1) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.step = step
+    }
+
+    /// 1 − β₁ᵗ and 1 − β₂ᵗ, computed in double so that late steps stay exact.
+    public var biasCorrections: (Float, Float) {
+        (Float(1 - Foundation.pow(Double(beta1), Double(step))), Float(1 - Foundation.pow(Double(beta2), Double(step))))
+    }
+}
+
+import Foundation
 
 public extension Backend {
     func unary(_ op: UnaryOp, _ x: BufferView, _ y: BufferView) throws {

@@ -206,7 +206,7 @@ public final class OpenCLBackend: Backend {
     }
 
     /// Work-group size of the row reductions: a power of two the device accepts.
-    private var reductionGroup: Int {
+    var reductionGroup: Int {
         var size = 256
         while size > device.maxWorkGroupSize { size /= 2 }
         return size

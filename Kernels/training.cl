@@ -1,0 +1,104 @@
+// Backward element-wise maps, feature-axis layout copies and the Adam update: the operations
+// the graph layer adds for training. Twins: Sources/SBIBackend/CPU/CPUBackend+Training.swift.
+
+inline float unary_derivative(int op, float x, float y, float p) {
+    switch (op) {
+    case OP_EXP: return y;
+    case OP_LOG: return 1.0f / x;
+    case OP_TANH: return 1.0f - y * y;
+    case OP_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    case OP_LEAKY_RELU: return x > 0.0f ? 1.0f : p;
+    case OP_SIGMOID: return y * (1.0f - y);
+    case OP_SOFTPLUS: return 1.0f / (1.0f + exp(-x));
+    case OP_SQUARE: return 2.0f * x;
+    case OP_NEGATE: return -1.0f;
+    case OP_ABS: return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);
+    case OP_SQRT: return 0.5f / y;
+    default: return 1.0f;
+    }
+}
+
+__kernel void unary_gradient(int op, __global const float* x, int xo, __global const float* y, int yo,
+                             __global const float* g, int go, __global float* out, int oo, int n, float p) {
+    int i = get_global_id(0);
+    if (i < n) out[oo + i] = g[go + i] * unary_derivative(op, x[xo + i], y[yo + i], p);
+}
+
+__kernel void copy_columns(int rows, int width, __global const float* src, int so, int srcCols, int srcStart,
+                           __global float* dst, int dstOff, int dstCols, int dstStart) {
+    int c = get_global_id(0), r = get_global_id(1);
+    if (c < width && r < rows) dst[dstOff + r * dstCols + dstStart + c] = src[so + r * srcCols + srcStart + c];
+}
+
+__kernel void gather_columns(__global const float* src, int so, int rows, int cols,
+                             __global const int* index, int io, int width, __global float* dst, int dstOff) {
+    int c = get_global_id(0), r = get_global_id(1);
+    if (c < width && r < rows) dst[dstOff + r * width + c] = src[so + r * cols + index[io + c]];
+}
+
+__kernel void gather_rows(__global const float* src, int so, int cols, __global const int* index, int io,
+                          int count, __global float* dst, int dstOff) {
+    int c = get_global_id(0), r = get_global_id(1);
+    if (c < cols && r < count) dst[dstOff + r * cols + c] = src[so + index[io + r] * cols + c];
+}
+
+__kernel void broadcast_to(int broadcast, __global const float* b, int bo, __global float* out, int oo,
+                           int rows, int cols) {
+    int i = get_global_id(0);
+    if (i < rows * cols) {
+        int bi = broadcast == 0 ? i : (broadcast == 1 ? i % cols : i / cols);
+        out[oo + i] = b[bo + bi];
+    }
+}
+
+#ifndef WG
+#define WG 256
+#endif
+
+// One work-group: strided partial sums, then a tree in local memory.
+__kernel void sum_of_squares(__global const float* x, int xo, int n, __global float* out, int oo) {
+    __local float partial[WG];
+    int lid = get_local_id(0);
+    float s = 0.0f;
+    for (int i = lid; i < n; i += WG) { float v = x[xo + i]; s += v * v; }
+    partial[lid] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = WG / 2; stride > 0; stride >>= 1) {
+        if (lid < stride) partial[lid] += partial[lid + stride];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) out[oo] = partial[0];
+}
+
+// PyTorch's Adam/AdamW. c1, c2 are the bias corrections 1 − βᵗ; hasNorm selects clipping by the
+// global norm whose square the previous launch left in normSq[0].
+__kernel void adam_step(__global float* p, int po, __global const float* g, int go,
+                        __global float* m, int mo, __global float* v, int vo, int n,
+                        float lr, float beta1, float beta2, float eps, float weightDecay, float c1, float c2,
+                        int hasNorm, __global const float* normSq, int no, float maxNorm) {
+    int i = get_global_id(0);
+    if (i < n) {
+        float scale = 1.0f;
+        if (hasNorm) {
+            float norm = sqrt(normSq[no]);
+            if (norm > maxNorm) scale = maxNorm / (norm + 1e-6f);
+        }
+        float grad = g[go + i] * scale;
+        float param = p[po + i];
+        if (weightDecay > 0.0f) { float decay = lr * weightDecay; decay = decay * param; param = param - decay; }
+        float mi = beta1 * m[mo + i];
+        float gm = (1.0f - beta1) * grad;
+        mi = mi + gm;
+        float vi = beta2 * v[vo + i];
+        float g2 = grad * grad;
+        float gv = (1.0f - beta2) * g2;
+        vi = vi + gv;
+        m[mo + i] = mi;
+        v[vo + i] = vi;
+        float mHat = mi / c1;
+        float vHat = vi / c2;
+        float step = lr * mHat;
+        step = step / (sqrt(vHat) + eps);
+        p[po + i] = param - step;
+    }
+}

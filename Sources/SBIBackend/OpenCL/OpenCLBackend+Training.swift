@@ -1,0 +1,68 @@
+/// Launches of Kernels/training.cl; the CPU twins are in CPUBackend+Training.swift.
+extension OpenCLBackend {
+    public func unaryGradient(_ op: UnaryOp, x: BufferView, y: BufferView, gradient gy: BufferView,
+                              into gx: BufferView, parameter: Float) throws {
+        try Check.same(x, y, "unaryGradient x/y")
+        try Check.same(x, gy, "unaryGradient x/gradient")
+        try Check.same(x, gx, "unaryGradient x/result")
+        try launch("training", "unary_gradient", global: x.count,
+                   [.int(Int(op.rawValue)), .view(x), .view(y), .view(gy), .view(gx), .int(x.count), .float(parameter)])
+    }
+
+    public func copyColumns(rows: Int, width: Int, from src: BufferView, columns srcColumns: Int, start srcStart: Int,
+                            to dst: BufferView, columns dstColumns: Int, start dstStart: Int) throws {
+        try Check.columns(rows: rows, width: width, src: src, srcColumns: srcColumns, srcStart: srcStart,
+                          dst: dst, dstColumns: dstColumns, dstStart: dstStart)
+        try launch("training", "copy_columns", global: width, global1: rows, local: 16, local1: 16,
+                   [.int(rows), .int(width), .view(src), .int(srcColumns), .int(srcStart),
+                    .view(dst), .int(dstColumns), .int(dstStart)])
+    }
+
+    public func gatherColumns(_ src: BufferView, rows: Int, columns: Int, indices: BufferView,
+                              into dst: BufferView) throws {
+        try Check.count(src, rows * columns, "gatherColumns source")
+        try Check.count(dst, rows * indices.count, "gatherColumns result")
+        try launch("training", "gather_columns", global: indices.count, global1: rows, local: 16, local1: 16,
+                   [.view(src), .int(rows), .int(columns), .view(indices), .int(indices.count), .view(dst)])
+    }
+
+    public func gatherRows(_ src: BufferView, columns: Int, indices: BufferView, into dst: BufferView) throws {
+        try Check.count(dst, indices.count * columns, "gatherRows result")
+        try launch("training", "gather_rows", global: columns, global1: indices.count, local: 16, local1: 16,
+                   [.view(src), .int(columns), .view(indices), .int(indices.count), .view(dst)])
+    }
+
+    public func broadcast(_ b: BufferView, into out: BufferView, rows: Int, cols: Int,
+                          broadcast: Broadcast) throws {
+        try Check.count(out, rows * cols, "broadcast result")
+        switch broadcast {
+        case .none: try Check.count(b, rows * cols, "broadcast source")
+        case .row: try Check.count(b, cols, "row-broadcast source")
+        case .column: try Check.count(b, rows, "column-broadcast source")
+        }
+        try launch("training", "broadcast_to", global: rows * cols,
+                   [.int(Int(broadcast.rawValue)), .view(b), .view(out), .int(rows), .int(cols)])
+    }
+
+    public func sumOfSquares(_ x: BufferView, into out: BufferView) throws {
+        try Check.count(out, 1, "sumOfSquares result")
+        let wg = reductionGroup
+        try launch("training", "sum_of_squares", options: "-DWG=\(wg)", global: wg, local: wg,
+                   [.view(x), .int(x.count), .view(out)])
+    }
+
+    public func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
+                         secondMoment: BufferView, hyper: AdamHyperparameters,
+                         gradientSquaredNorm: BufferView?, maxGradientNorm: Float) throws {
+        try Check.same(parameters, gradients, "adam parameters/gradients")
+        try Check.same(parameters, firstMoment, "adam parameters/first moment")
+        try Check.same(parameters, secondMoment, "adam parameters/second moment")
+        let (c1, c2) = hyper.biasCorrections
+        let norm = gradientSquaredNorm ?? gradients.buffer.view(offset: 0, count: 0)
+        try launch("training", "adam_step", global: parameters.count,
+                   [.view(parameters), .view(gradients), .view(firstMoment), .view(secondMoment),
+                    .int(parameters.count), .float(hyper.learningRate), .float(hyper.beta1), .float(hyper.beta2),
+                    .float(hyper.epsilon), .float(hyper.weightDecay), .float(c1), .float(c2),
+                    .int(gradientSquaredNorm == nil ? 0 : 1), .view(norm), .float(maxGradientNorm)])
+    }
+}
