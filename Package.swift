@@ -3,13 +3,14 @@ import PackageDescription
 
 // Layers, each knowing only the one below:
 //   COpenCL / CBLAS (system libraries) -> SBIBackend (runtime, kernels, CPU + OpenCL backends)
-//   -> sbi-gpu (command-line interface).
+//   -> SBIGraph (graph IR, autodiff, scheduler, optimizer, checkpoints) -> sbi-gpu (command line).
 // Kernels/*.cl are embedded into SBIBackend at build time by the EmbedKernels plugin,
 // so a copied binary needs no source tree.
 let package = Package(
     name: "sbi-gpu",
     products: [
         .library(name: "SBIBackend", targets: ["SBIBackend"]),
+        .library(name: "SBIGraph", targets: ["SBIGraph"]),
         .executable(name: "sbi-gpu", targets: ["sbi-gpu"]),
     ],
     dependencies: [
@@ -27,11 +28,13 @@ let package = Package(
                 path: "Sources/SBIBackend",
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
                 plugins: ["EmbedKernels"]),
+        .target(name: "SBIGraph", dependencies: ["SBIBackend"], path: "Sources/SBIGraph"),
         .executableTarget(name: "sbi-gpu",
-                          dependencies: ["SBIBackend",
+                          dependencies: ["SBIBackend", "SBIGraph",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/sbi-gpu"),
         .testTarget(name: "SBIBackendTests", dependencies: ["SBIBackend"], path: "Tests/SBIBackendTests"),
+        .testTarget(name: "SBIGraphTests", dependencies: ["SBIGraph"], path: "Tests/SBIGraphTests"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,151 @@
+import SBIBackend
+
+/// A 2-D tensor of the graph: `rows` is the batch axis, `cols` the feature axis. Scalars are 1×1.
+/// Shapes are static; a plan for another batch size comes from building the graph again.
+public struct Tensor: Hashable, CustomStringConvertible, Sendable {
+    public let id: Int
+    public let rows: Int
+    public let cols: Int
+    public var count: Int { rows * cols }
+    public var description: String { "%\(id)[\(rows)×\(cols)]" }
+}
+
+/// How parameters are initialized, from the seeded Philox stream (identical on every backend).
+public enum Initializer: Sendable, Equatable {
+    case zeros
+    case constant(Float)
+    case uniform(bound: Float)
+    case normal(std: Float)
+    /// He/Kaiming uniform for ReLU nets: U(±√(6/fanIn)).
+    case kaimingUniform(fanIn: Int)
+    /// Glorot/Xavier uniform: U(±√(6/(fanIn+fanOut))).
+    case glorotUniform(fanIn: Int, fanOut: Int)
+}
+
+/// Where a tensor's values come from.
+public enum TensorRole: Equatable {
+    /// Fed before each run (a mini-batch).
+    case input(String)
+    /// Trainable; lives in the ParameterStore across runs and plans.
+    case parameter(String, Initializer)
+    /// Fixed values (masks, permutations) uploaded once per plan.
+    case constant(ConstantValues)
+    /// Computed by a node.
+    case computed
+}
+
+/// The values of a constant tensor: floats, or 32-bit indices for gathers.
+public enum ConstantValues: Equatable {
+    case floats([Float])
+    case indices([Int32])
+}
+
+/// One operation of the graph: what it computes on each backend and its vector-Jacobian
+/// product, in the style of MLX's primitives. New ops (fused coupling kernels, say) conform to
+/// this protocol outside the module and join the graph like any built-in.
+public protocol Primitive: CustomStringConvertible {
+    /// Output shapes (rows, cols) for these inputs; throws on mismatched shapes.
+    func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)]
+    /// Computes the outputs into their views. Outputs never alias inputs or each other.
+    func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws
+    /// Cotangents of the inputs given those of the outputs (nil: zero), built as new graph nodes.
+    /// Return nil for an input that receives no gradient.
+    func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?]
+    /// Whether `backend` can run this op; when it cannot, the scheduler runs it on the CPU
+    /// backend and copies its operands across.
+    func supports(_ backend: Backend) -> Bool
+}
+
+public extension Primitive {
+    func supports(_ backend: Backend) -> Bool { true }
+}
+
+/// A tensor's storage during evaluation: a view and the shape it holds.
+public struct Operand {
+    public let view: BufferView
+    public let rows: Int
+    public let cols: Int
+    public init(view: BufferView, rows: Int, cols: Int) {
+        self.view = view
+        self.rows = rows
+        self.cols = cols
+    }
+}
+
+/// An application of a primitive.
+public struct Node {
+    public let primitive: Primitive
+    public let inputs: [Tensor]
+    public let outputs: [Tensor]
+}
+
+/// A computation described once and planned for a backend by `Plan`. Building a graph computes
+/// nothing: every builder method appends a node and returns its output tensor.
+public final class Graph {
+    public private(set) var nodes: [Node] = []
+    public private(set) var roles: [TensorRole] = []
+    /// Every tensor, indexed by id.
+    public private(set) var tensors: [Tensor] = []
+    /// The node that computes each tensor (nil for inputs, parameters and constants).
+    public private(set) var producer: [Int?] = []
+
+    public init() {}
+
+    func newTensor(rows: Int, cols: Int, role: TensorRole, producer node: Int?) -> Tensor {
+        let tensor = Tensor(id: roles.count, rows: rows, cols: cols)
+        tensors.append(tensor)
+        roles.append(role)
+        producer.append(node)
+        return tensor
+    }
+
+    public func role(of tensor: Tensor) -> TensorRole { roles[tensor.id] }
+
+    public func input(_ name: String, rows: Int, cols: Int) -> Tensor {
+        newTensor(rows: rows, cols: cols, role: .input(name), producer: nil)
+    }
+
+    public func parameter(_ name: String, rows: Int, cols: Int, initializer: Initializer) -> Tensor {
+        precondition(!parameters.contains { $0.name == name }, "parameter \(name) declared twice")
+        return newTensor(rows: rows, cols: cols, role: .parameter(name, initializer), producer: nil)
+    }
+
+    public func constant(_ values: [Float], rows: Int, cols: Int) -> Tensor {
+        precondition(values.count == rows * cols, "constant of \(values.count) values for \(rows)×\(cols)")
+        return newTensor(rows: rows, cols: cols, role: .constant(.floats(values)), producer: nil)
+    }
+
+    public func indices(_ values: [Int32]) -> Tensor {
+        newTensor(rows: 1, cols: values.count, role: .constant(.indices(values)), producer: nil)
+    }
+
+    /// The parameters in declaration order.
+    public var parameters: [(name: String, tensor: Tensor, initializer: Initializer)] {
+        roles.enumerated().compactMap { id, role in
+            guard case let .parameter(name, initializer) = role else { return nil }
+            return (name, tensors[id], initializer)
+        }
+    }
+
+    public var inputs: [(name: String, tensor: Tensor)] {
+        roles.enumerated().compactMap { id, role in
+            guard case let .input(name) = role else { return nil }
+            return (name, tensors[id])
+        }
+    }
+
+    /// Appends a node; returns its outputs.
+    @discardableResult
+    public func apply(_ primitive: Primitive, _ inputs: [Tensor]) throws -> [Tensor] {
+        let shapes = try primitive.outputShapes(inputs)
+        let index = nodes.count
+        let outputs = shapes.map { newTensor(rows: $0.rows, cols: $0.cols, role: .computed, producer: index) }
+        nodes.append(Node(primitive: primitive, inputs: inputs, outputs: outputs))
+        return outputs
+    }
+
+    /// Appends a single-output node.
+    public func apply1(_ primitive: Primitive, _ inputs: Tensor...) throws -> Tensor {
+        try apply(primitive, inputs)[0]
+    }
+}

@@ -1,0 +1,44 @@
+import SBIBackend
+
+/// A stack of linear layers with an activation between them (none after the last), the coupling
+/// and conditioning network of every estimator. Weights are stored in×out (y = x·W + b) and
+/// initialized like PyTorch's `nn.Linear`: U(±1/√fanIn) for weights and biases, or He-uniform
+/// for ReLU stacks when `kaiming` is set.
+public struct MLP: Sendable {
+    public let name: String
+    public let widths: [Int]
+    public let activation: UnaryOp
+    public let kaiming: Bool
+
+    /// - Parameter widths: input width, hidden widths…, output width.
+    public init(name: String, widths: [Int], activation: UnaryOp = .relu, kaiming: Bool = false) {
+        precondition(widths.count >= 2, "an MLP needs an input and an output width")
+        self.name = name
+        self.widths = widths
+        self.activation = activation
+        self.kaiming = kaiming
+    }
+
+    public var layerCount: Int { widths.count - 1 }
+
+    public func weightName(_ layer: Int) -> String { "\(name).\(layer).weight" }
+    public func biasName(_ layer: Int) -> String { "\(name).\(layer).bias" }
+
+    /// Declares the parameters in `graph` (once per graph) and applies the network to x.
+    public func callAsFunction(_ x: Tensor, in graph: Graph) throws -> Tensor {
+        guard x.cols == widths[0] else {
+            throw SBIError.sizeMismatch("MLP \(name) takes \(widths[0]) features, got \(x)")
+        }
+        var h = x
+        for layer in 0..<layerCount {
+            let fanIn = widths[layer], fanOut = widths[layer + 1]
+            let pytorchBound = 1 / Float(fanIn).squareRoot()
+            let w = graph.parameter(weightName(layer), rows: fanIn, cols: fanOut,
+                                    initializer: kaiming ? .kaimingUniform(fanIn: fanIn) : .uniform(bound: pytorchBound))
+            let b = graph.parameter(biasName(layer), rows: 1, cols: fanOut, initializer: .uniform(bound: pytorchBound))
+            let last = layer == layerCount - 1
+            h = try graph.linear(h, weight: w, bias: b, activation: last ? .identity : activation)
+        }
+        return h
+    }
+}
