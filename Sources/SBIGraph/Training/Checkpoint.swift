@@ -1,0 +1,106 @@
+import Foundation
+import SBIBackend
+
+/// Checkpoints are safetensors files that Python's `safetensors` reads: one F32 tensor per
+/// parameter (its own name, shape rows×cols), optionally the optimizer's moments
+/// (`optimizer.m.NAME`, `optimizer.v.NAME`) and the best parameters so far (`best.NAME`), and
+/// string metadata (`__metadata__`): the model configuration, the training configuration and
+/// the training state as JSON.
+public enum Checkpoint {
+    public static let formatKey = "format"
+    public static let formatValue = "sbi-gpu-checkpoint-1"
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }()
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }()
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?, key: String, path: String) throws -> T {
+        guard let text else { throw SBIError.invalidArgument("\(path): checkpoint metadata lacks '\(key)'") }
+        do { return try decoder.decode(type, from: Data(text.utf8)) } catch {
+            throw SBIError.invalidArgument("\(path): checkpoint metadata '\(key)' is not valid: \(error)")
+        }
+    }
+}
+
+public extension ParameterStore {
+    /// The parameters (and, from `extra`, other buffers laid out like them under a name prefix)
+    /// as safetensors tensors.
+    func safetensors(extra: [(prefix: String, buffer: Buffer)] = []) throws -> [String: SafetensorsTensor] {
+        var tensors: [String: SafetensorsTensor] = [:]
+        for (prefix, buffer) in [("", values)] + extra {
+            for e in entries {
+                tensors[prefix + e.name] = try SafetensorsTensor(floats: try read(e.name, from: buffer), shape: [e.rows, e.cols])
+            }
+        }
+        return tensors
+    }
+
+    /// Loads every parameter (and `extra` buffers) from a file, checking names and shapes.
+    func load(_ file: SafetensorsFile, path: String, extra: [(prefix: String, buffer: Buffer)] = []) throws {
+        for (prefix, buffer) in [("", values)] + extra {
+            for e in entries {
+                guard let tensor = file[prefix + e.name] else {
+                    throw SBIError.invalidArgument("\(path): tensor '\(prefix + e.name)' is missing")
+                }
+                guard tensor.shape == [e.rows, e.cols] || tensor.elementCount == e.count && tensor.shape.count <= 1 else {
+                    throw SBIError.sizeMismatch("\(path): tensor '\(prefix + e.name)' has shape \(tensor.shape), the model expects [\(e.rows), \(e.cols)]")
+                }
+                try write(e.name, try tensor.floats, to: buffer)
+            }
+        }
+    }
+
+    /// Writes the parameters and `metadata` atomically (temporary file, then rename).
+    func save(to url: URL, metadata: [String: String] = [:]) throws {
+        var meta = metadata
+        meta[Checkpoint.formatKey] = Checkpoint.formatValue
+        try SafetensorsFile(tensors: try safetensors(), metadata: meta).write(to: url)
+    }
+}
+
+extension Trainer {
+    /// Writes the full training state: parameters, moments, best parameters, configuration, state.
+    func save(to url: URL) throws {
+        var metadata = modelMetadata
+        metadata[Checkpoint.formatKey] = Checkpoint.formatValue
+        metadata["training.configuration"] = try Checkpoint.json(configuration)
+        metadata["training.state"] = try Checkpoint.json(state)
+        let tensors = try store.safetensors(extra: [("optimizer.m.", store.firstMoment),
+                                                    ("optimizer.v.", store.secondMoment),
+                                                    ("best.", bestValues)])
+        try SafetensorsFile(tensors: tensors, metadata: metadata).write(to: url)
+    }
+
+    /// Restores a checkpoint written by `save`; refuses one from a different configuration.
+    func restore(from url: URL) throws {
+        let file = try SafetensorsFile.read(from: url)
+        let path = url.path
+        guard file.metadata[Checkpoint.formatKey] == Checkpoint.formatValue else {
+            throw SBIError.invalidArgument("\(path): not an sbi-gpu checkpoint (metadata '\(Checkpoint.formatKey)' should be '\(Checkpoint.formatValue)')")
+        }
+        let saved = try Checkpoint.decode(TrainingConfiguration.self, file.metadata["training.configuration"],
+                                          key: "training.configuration", path: path)
+        var comparable = saved
+        comparable.epochs = configuration.epochs  // a resumed run may train for longer
+        guard comparable == configuration else {
+            throw SBIError.invalidArgument("\(path): checkpoint was trained with a different configuration (\(saved)); resume with the same options")
+        }
+        let restored = try Checkpoint.decode(State.self, file.metadata["training.state"], key: "training.state", path: path)
+        try store.load(file, path: path, extra: [("optimizer.m.", store.firstMoment),
+                                                 ("optimizer.v.", store.secondMoment),
+                                                 ("best.", bestValues)])
+        state = restored
+        if state.epoch < configuration.epochs && configuration.epochs > saved.epochs { state.stoppedEarly = false }
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import SBIBackend
+
+/// Mini-batch training with Adam/AdamW, global-norm clipping, a learning-rate schedule, a
+/// validation split, early stopping that restores the best parameters, and checkpoints that a
+/// killed run resumes from.
+///
+/// The data is uploaded to the device once. A step gathers its batch on the device from the
+/// epoch's shuffled index list (uploaded once per epoch), replays the planned forward/backward
+/// launches and the Adam launch, and adds the loss to a device accumulator: no allocation and
+/// no host synchronization per step; the losses are read once per epoch.
+public final class Trainer {
+    public let backend: Backend
+    public let configuration: TrainingConfiguration
+    public let store: ParameterStore
+    public private(set) var history: [EpochRecord] = []
+    /// Model description stored in checkpoints next to the parameters (`__metadata__`).
+    public var modelMetadata: [String: String] = [:]
+
+    let trainPlan: Plan
+    let trainInputs: [(tensor: Tensor, column: Int)]
+    let trainLoss: Tensor
+    let evalPlans: [(plan: Plan, inputs: [(tensor: Tensor, column: Int)], loss: Tensor, rows: Int)]
+    let dataBuffers: [Buffer]
+    let columnWidths: [Int]
+    let trainIndices: [Int32]
+    let validationIndices: Buffer?
+    let epochIndices: Buffer
+    /// [training loss sum, full-batch validation sum, remainder validation loss].
+    let accumulators: Buffer
+    let bestValues: Buffer
+    let squaredNorm: Buffer
+    public let stepsPerEpoch: Int
+    let validationRows: Int
+
+    /// State that a checkpoint carries across a restart.
+    struct State: Codable, Equatable {
+        var epoch = 0
+        var step = 0
+        var bestValidationLoss = Double.infinity
+        var epochsWithoutImprovement = 0
+        var learningRateScale: Float = 1
+        var epochsSinceRateChange = 0
+        var history: [EpochRecord] = []
+        var stoppedEarly = false
+    }
+    var state = State()
+
+    /// - Parameter lossGraph: builds the scalar loss (a mean over the batch) of a batch of the
+    ///   given size into the graph; its inputs are named like the data's columns.
+    public init(backend: Backend, configuration: TrainingConfiguration, data: TrainingData,
+                lossGraph: (Graph, Int) throws -> Tensor) throws {
+        self.backend = backend
+        self.configuration = configuration
+        let batch = configuration.batchSize
+        guard batch > 0, configuration.epochs >= 0 else {
+            throw SBIError.invalidArgument("batch size must be positive and epochs non-negative")
+        }
+        // The validation split: a fixed seeded permutation of the rows, its tail held out.
+        let order = Trainer.permutation(count: data.rows, seed: configuration.seed, stream: UInt64.max)
+        let validationCount = min(data.rows - 1, Int((Double(data.rows) * configuration.validationFraction).rounded()))
+        validationRows = max(0, validationCount)
+        trainIndices = Array(order.prefix(data.rows - validationRows))
+        guard trainIndices.count >= batch else {
+            throw SBIError.invalidArgument("\(trainIndices.count) training rows are fewer than one batch of \(batch); lower --batch-size")
+        }
+        stepsPerEpoch = trainIndices.count / batch
+
+        // The training graph: loss and gradients of every parameter.
+        let graph = Graph()
+        trainLoss = try lossGraph(graph, batch)
+        store = try ParameterStore(graph: graph, backend: backend, seed: configuration.seed)
+        let parameters = graph.parameters
+        let gradients = try graph.gradients(of: trainLoss, with: parameters.map(\.tensor))
+        trainPlan = try Plan(graph: graph, backend: backend, outputs: [trainLoss], parameters: store,
+                             gradients: zip(gradients, parameters).map { ($0, $1.name) })
+        func bind(_ g: Graph) throws -> [(tensor: Tensor, column: Int)] {
+            try g.inputs.map { input in
+                guard let column = data.columns.firstIndex(where: { $0.name == input.name }) else {
+                    throw SBIError.invalidArgument("the model reads input '\(input.name)' but the data has columns \(data.columns.map(\.name))")
+                }
+                guard data.columns[column].cols == input.tensor.cols else {
+                    throw SBIError.sizeMismatch("input \(input.name) has \(input.tensor.cols) features, data column has \(data.columns[column].cols)")
+                }
+                return (input.tensor, column)
+            }
+        }
+        trainInputs = try bind(graph)
+
+        // Evaluation plans: full batches, and one for the remainder of the validation set.
+        var evalPlans: [(Plan, [(tensor: Tensor, column: Int)], Tensor, Int)] = []
+        for rows in Set([validationRows >= batch ? batch : 0, validationRows % batch]).sorted() where rows > 0 {
+            let g = Graph()
+            let loss = try lossGraph(g, rows)
+            evalPlans.append((try Plan(graph: g, backend: backend, outputs: [loss], parameters: store), try bind(g), loss, rows))
+        }
+        self.evalPlans = evalPlans
+
+        dataBuffers = try data.columns.map { try backend.makeBuffer($0.values) }
+        columnWidths = data.columns.map(\.cols)
+        validationIndices = validationRows > 0 ? try backend.makeBuffer(Array(order.suffix(validationRows))) : nil
+        epochIndices = try backend.makeBuffer(count: trainIndices.count)
+        accumulators = try backend.makeBuffer(count: 3)
+        bestValues = try backend.makeBuffer(count: store.count)
+        squaredNorm = try backend.makeBuffer(count: 1)
+        try backend.copy(store.values.view, to: bestValues.view)
+    }
+
+    /// A seeded Fisher–Yates shuffle of 0..<count from the Philox stream (seed, stream).
+    static func permutation(count: Int, seed: UInt64, stream: UInt64) -> [Int32] {
+        var order = (0..<count).map(Int32.init)
+        guard count > 1 else { return order }
+        let key = seed ^ (stream &* 0x9E37_79B9_7F4A_7C15)
+        for i in stride(from: count - 1, to: 0, by: -1) {
+            let j = Int(Philox.word(at: UInt64(i), seed: key) % UInt32(i + 1))
+            order.swapAt(i, j)
+        }
+        return order
+    }
+
+    /// The learning rate of global step `step` (0-based).
+    func learningRate(step: Int) -> Float {
+        let base = configuration.learningRate * state.learningRateScale
+        switch configuration.schedule {
+        case .constant, .stepOnPlateau: return base
+        case let .cosine(minimum):
+            let total = max(1, configuration.epochs * stepsPerEpoch)
+            let progress = Double(min(step, total)) / Double(total)
+            let factor = Double(minimum) + (1 - Double(minimum)) * 0.5 * (1 + cos(Double.pi * progress))
+            return Float(Double(base) * factor)
+        }
+    }
+
+    /// Runs one epoch; returns the mean training loss and validation loss.
+    func runEpoch() throws -> (train: Double, validation: Double) {
+        let batch = configuration.batchSize
+        let shuffled = Trainer.permutation(count: trainIndices.count, seed: configuration.seed, stream: UInt64(state.epoch))
+        try backend.upload(shuffled.map { trainIndices[Int($0)] }, to: epochIndices.view)
+        try backend.fill(accumulators.view, value: 0)
+        let lossSum = accumulators.view(offset: 0, count: 1)
+        let lossView = try trainPlan.view(of: trainLoss)
+        for step in 0..<stepsPerEpoch {
+            let indices = epochIndices.view(offset: step * batch, count: batch)
+            for (tensor, column) in trainInputs {
+                try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
+                                       into: try trainPlan.view(of: tensor))
+            }
+            try trainPlan.run()
+            let clip = configuration.maxGradientNorm
+            if clip != nil { try backend.sumOfSquares(store.gradients.view, into: squaredNorm.view) }
+            state.step += 1
+            try backend.adamStep(parameters: store.values.view, gradients: store.gradients.view,
+                                 firstMoment: store.firstMoment.view, secondMoment: store.secondMoment.view,
+                                 hyper: AdamHyperparameters(learningRate: learningRate(step: state.step - 1),
+                                                            weightDecay: configuration.weightDecay, step: state.step),
+                                 gradientSquaredNorm: clip == nil ? nil : squaredNorm.view,
+                                 maxGradientNorm: clip ?? 0)
+            try backend.binary(.add, lossSum, lossView, lossSum, rows: 1, cols: 1, broadcast: .none)
+        }
+        // Validation: full batches accumulate into slot 1, the remainder batch lands in slot 2.
+        if let validationIndices {
+            var start = 0
+            while start < validationRows {
+                let rows = min(batch, validationRows - start)
+                guard let eval = evalPlans.first(where: { $0.rows == rows }) else { break }
+                let indices = validationIndices.view(offset: start, count: rows)
+                for (tensor, column) in eval.inputs {
+                    try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
+                                           into: try eval.plan.view(of: tensor))
+                }
+                try eval.plan.run()
+                let slot = accumulators.view(offset: rows == batch ? 1 : 2, count: 1)
+                try backend.binary(.add, slot, try eval.plan.view(of: eval.loss), slot, rows: 1, cols: 1, broadcast: .none)
+                start += rows
+            }
+        }
+        let sums = try backend.download(accumulators.view)  // the epoch's one synchronization
+        let train = Double(sums[0]) / Double(stepsPerEpoch)
+        let fullBatches = validationRows / batch, remainder = validationRows % batch
+        let validation = validationRows == 0 ? train
+            : (Double(sums[1]) * Double(batch) + Double(sums[2]) * Double(remainder)) / Double(validationRows)
+        _ = fullBatches
+        return (train, validation)
+    }
+
+    /// Trains until `epochs`, early stopping, or the end of a resumed run; leaves the best
+    /// parameters (by validation loss) in the store. With `checkpoint`, the state is saved after
+    /// every epoch and, when `resume` is set and the file exists, training continues from it.
+    @discardableResult
+    public func train(checkpoint: URL? = nil, resume: Bool = false,
+                      progress: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+        if resume, let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
+            try restore(from: checkpoint)
+        }
+        while state.epoch < configuration.epochs && !state.stoppedEarly {
+            let started = DispatchTime.now().uptimeNanoseconds
+            let rate = learningRate(step: state.step)
+            let (train, validation) = try runEpoch()
+            guard train.isFinite else {
+                throw SBIError.invalidArgument("training loss became \(train) at epoch \(state.epoch + 1); lower the learning rate")
+            }
+            if validation < state.bestValidationLoss {
+                state.bestValidationLoss = validation
+                state.epochsWithoutImprovement = 0
+                state.epochsSinceRateChange = 0
+                try backend.copy(store.values.view, to: bestValues.view)
+            } else {
+                state.epochsWithoutImprovement += 1
+                state.epochsSinceRateChange += 1
+                if case let .stepOnPlateau(factor, patience) = configuration.schedule,
+                   state.epochsSinceRateChange >= patience {
+                    state.learningRateScale *= factor
+                    state.epochsSinceRateChange = 0
+                }
+                if state.epochsWithoutImprovement >= configuration.patience { state.stoppedEarly = true }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let record = EpochRecord(epoch: state.epoch + 1, trainingLoss: train, validationLoss: validation,
+                                     learningRate: rate, seconds: seconds)
+            state.history.append(record)
+            state.epoch += 1
+            if let checkpoint { try save(to: checkpoint) }
+            progress?(record)
+        }
+        try backend.copy(bestValues.view, to: store.values.view)
+        history = state.history
+        return history
+    }
+
+    public var stoppedEarly: Bool { state.stoppedEarly }
+    public var bestValidationLoss: Double { state.bestValidationLoss }
+}

@@ -1,0 +1,124 @@
+import XCTest
+import SBIBackend
+@testable import SBIGraph
+
+final class TrainingTests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sbi-gpu-training-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// An MLP learns a smooth 2-D function end to end: the validation MSE ends below 1% of the
+    /// target's variance (the error of the best constant predictor).
+    func testMLPRegressionDemo() throws {
+        var configuration = regressionConfiguration(epochs: 150)
+        configuration.schedule = .cosine(minimumFactor: 0.05)
+        configuration.learningRate = 1e-2
+        let data = try regressionData(rows: 2000)
+        let y = data.columns[1].values.map(Double.init)
+        let mean = y.reduce(0, +) / Double(y.count)
+        let variance = y.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(y.count)
+        let trainer = try Trainer(backend: CPUBackend(), configuration: configuration, data: data,
+                                  lossGraph: regressionLoss)
+        let history = try trainer.train()
+        XCTAssertEqual(history.count, 150)
+        XCTAssertLessThan(trainer.bestValidationLoss, 0.01 * variance)
+        XCTAssertLessThan(history.last!.trainingLoss, history.first!.trainingLoss)
+    }
+
+    func testEarlyStoppingAndPlateauSchedule() throws {
+        var configuration = regressionConfiguration(epochs: 500)
+        configuration.learningRate = 5e-2   // large enough to stall
+        configuration.patience = 4
+        configuration.schedule = .stepOnPlateau(factor: 0.5, patience: 2)
+        let trainer = try Trainer(backend: CPUBackend(), configuration: configuration,
+                                  data: try regressionData(rows: 400), lossGraph: regressionLoss)
+        let history = try trainer.train()
+        XCTAssertTrue(trainer.stoppedEarly)
+        XCTAssertLessThan(history.count, 500)
+        XCTAssertLessThan(history.last!.learningRate, configuration.learningRate)
+        // The best epoch's validation loss is what the restored parameters achieve.
+        XCTAssertEqual(trainer.bestValidationLoss, history.map(\.validationLoss).min()!)
+    }
+
+    func testCheckpointRoundTripIsBitExact() throws {
+        let backend = CPUBackend()
+        let trainer = try Trainer(backend: backend, configuration: regressionConfiguration(epochs: 2),
+                                  data: try regressionData(rows: 300), lossGraph: regressionLoss)
+        let url = directory.appendingPathComponent("model.safetensors")
+        try trainer.train(checkpoint: url)
+        try trainer.store.save(to: directory.appendingPathComponent("params.safetensors"), metadata: ["model": "mlp"])
+        let file = try SafetensorsFile.read(from: directory.appendingPathComponent("params.safetensors"))
+        XCTAssertEqual(file.metadata["model"], "mlp")
+        let other = try Trainer(backend: backend, configuration: regressionConfiguration(epochs: 2),
+                                data: try regressionData(rows: 300), lossGraph: regressionLoss)
+        try other.store.load(file, path: "params.safetensors")
+        for e in trainer.store.entries {
+            let a = try trainer.store.read(e.name).map(\.bitPattern)
+            let b = try other.store.read(e.name).map(\.bitPattern)
+            XCTAssertEqual(a, b, e.name)
+        }
+    }
+
+    func testTruncatedOrCorruptedCheckpointIsRefused() throws {
+        let trainer = try Trainer(backend: CPUBackend(), configuration: regressionConfiguration(epochs: 1),
+                                  data: try regressionData(rows: 300), lossGraph: regressionLoss)
+        let url = directory.appendingPathComponent("run.safetensors")
+        try trainer.train(checkpoint: url)
+        let bytes = try Data(contentsOf: url)
+
+        let truncated = directory.appendingPathComponent("truncated.safetensors")
+        try bytes.prefix(bytes.count - 100).write(to: truncated)
+        let resumedTruncated = try Trainer(backend: CPUBackend(), configuration: regressionConfiguration(epochs: 2),
+                                           data: try regressionData(rows: 300), lossGraph: regressionLoss)
+        XCTAssertThrowsError(try resumedTruncated.train(checkpoint: truncated, resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("truncated.safetensors"), "\(error)")
+        }
+
+        var corrupted = bytes
+        corrupted[12] = UInt8(ascii: "#")  // inside the JSON header
+        let bad = directory.appendingPathComponent("corrupted.safetensors")
+        try corrupted.write(to: bad)
+        XCTAssertThrowsError(try resumedTruncated.train(checkpoint: bad, resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("corrupted.safetensors"), "\(error)")
+        }
+
+        var other = regressionConfiguration(epochs: 2)
+        other.learningRate = 0.5
+        let mismatched = try Trainer(backend: CPUBackend(), configuration: other,
+                                     data: try regressionData(rows: 300), lossGraph: regressionLoss)
+        XCTAssertThrowsError(try mismatched.train(checkpoint: url, resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("different configuration"), "\(error)")
+        }
+    }
+
+    /// A run killed after epoch 3 and resumed from its checkpoint ends bit-identical to a run that
+    /// was never interrupted (CPU backend).
+    func testResumeEqualsUninterrupted() throws {
+        let data = try regressionData(rows: 500)
+        let uninterrupted = try Trainer(backend: CPUBackend(), configuration: regressionConfiguration(epochs: 6),
+                                        data: data, lossGraph: regressionLoss)
+        let fullHistory = try uninterrupted.train()
+
+        let url = directory.appendingPathComponent("resume.safetensors")
+        let first = try Trainer(backend: CPUBackend(), configuration: regressionConfiguration(epochs: 3),
+                                data: data, lossGraph: regressionLoss)
+        try first.train(checkpoint: url)
+        let second = try Trainer(backend: CPUBackend(), configuration: regressionConfiguration(epochs: 6),
+                                 data: data, lossGraph: regressionLoss)
+        let resumedHistory = try second.train(checkpoint: url, resume: true)
+
+        XCTAssertEqual(resumedHistory.map(\.trainingLoss), fullHistory.map(\.trainingLoss))
+        XCTAssertEqual(resumedHistory.map(\.validationLoss), fullHistory.map(\.validationLoss))
+        for e in uninterrupted.store.entries {
+            XCTAssertEqual(try uninterrupted.store.read(e.name).map(\.bitPattern),
+                           try second.store.read(e.name).map(\.bitPattern), e.name)
+        }
+    }
+}
