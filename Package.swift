@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers, each knowing only the one below:
 //   COpenCL / CBLAS (system libraries) -> SBIBackend (runtime, kernels, CPU + OpenCL backends)
-//   -> SBIGraph (graph IR, autodiff, scheduler, optimizer, checkpoints) -> sbi-gpu (command line).
+//   -> SBIGraph (graph IR, autodiff, scheduler, optimizer, checkpoints)
+//   -> SBIModels (density estimators: flows, MDN, GMM) -> sbi-gpu (command line).
 // Kernels/*.cl are embedded into SBIBackend at build time by the EmbedKernels plugin,
 // so a copied binary needs no source tree.
 let package = Package(
@@ -11,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "SBIBackend", targets: ["SBIBackend"]),
         .library(name: "SBIGraph", targets: ["SBIGraph"]),
+        .library(name: "SBIModels", targets: ["SBIModels"]),
         .executable(name: "sbi-gpu", targets: ["sbi-gpu"]),
     ],
     dependencies: [
@@ -29,12 +31,14 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
                 plugins: ["EmbedKernels"]),
         .target(name: "SBIGraph", dependencies: ["SBIBackend"], path: "Sources/SBIGraph"),
+        .target(name: "SBIModels", dependencies: ["SBIBackend", "SBIGraph"], path: "Sources/SBIModels"),
         .executableTarget(name: "sbi-gpu",
-                          dependencies: ["SBIBackend", "SBIGraph",
+                          dependencies: ["SBIBackend", "SBIGraph", "SBIModels",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/sbi-gpu"),
         .testTarget(name: "SBIBackendTests", dependencies: ["SBIBackend"], path: "Tests/SBIBackendTests"),
-        .testTarget(name: "SBIGraphTests", dependencies: ["SBIGraph"], path: "Tests/SBIGraphTests"),
+        .testTarget(name: "SBIGraphTests", dependencies: ["SBIBackend", "SBIGraph"], path: "Tests/SBIGraphTests"),
+        .testTarget(name: "SBIModelsTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels"], path: "Tests/SBIModelsTests"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -105,10 +105,19 @@ public final class Graph {
         newTensor(rows: rows, cols: cols, role: .input(name), producer: nil)
     }
 
+    /// A trainable parameter. Declaring a name again returns the same tensor, so that a layer
+    /// used twice in one graph (forward and inverse, say) shares its weights.
     public func parameter(_ name: String, rows: Int, cols: Int, initializer: Initializer) -> Tensor {
-        precondition(!parameters.contains { $0.name == name }, "parameter \(name) declared twice")
-        return newTensor(rows: rows, cols: cols, role: .parameter(name, initializer), producer: nil)
+        if let id = parameterIDs[name] {
+            precondition(tensors[id].rows == rows && tensors[id].cols == cols,
+                         "parameter \(name) declared as \(tensors[id]) and as \(rows)×\(cols)")
+            return tensors[id]
+        }
+        let tensor = newTensor(rows: rows, cols: cols, role: .parameter(name, initializer), producer: nil)
+        parameterIDs[name] = tensor.id
+        return tensor
     }
+    private var parameterIDs: [String: Int] = [:]
 
     public func constant(_ values: [Float], rows: Int, cols: Int) -> Tensor {
         precondition(values.count == rows * cols, "constant of \(values.count) values for \(rows)×\(cols)")

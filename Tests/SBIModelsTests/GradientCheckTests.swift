@@ -1,6 +1,7 @@
 import XCTest
 import SBIBackend
 @testable import SBIGraph
+@testable import SBIModels
 
 /// Every primitive's backward pass against central finite differences of its forward pass, on
 /// every backend, in the spirit of ggml's test-backend-ops. New primitives add a case here.
@@ -136,6 +137,19 @@ final class GradientCheckTests: XCTestCase {
         try check("standard normal log density", shapes: [(3, 4)]) { g, p in try g.standardNormalLogDensity(p[0]) }
         try check("gaussian log density", shapes: [(3, 4), (3, 4), (1, 4)]) { g, p in
             try g.gaussianLogDensity(p[0], mean: p[1], logStd: p[2])
+        }
+    }
+
+    func testAffineCoupling() throws {
+        for bound: Float in [0, 2] {
+            for inverse in [false] {
+                try check("affine coupling bound=\(bound)", shapes: [(3, 5), (3, 10)]) { g, p in
+                    let out = try g.apply(AffineCouplingOp(inverse: inverse, bound: bound),
+                                          [p[0], p[1], g.constant([1, 0, 1, 0, 0], rows: 1, cols: 5)])
+                    // Both outputs feed the loss: y and the log-det.
+                    return try g.concat([out[0], out[1]])
+                }
+            }
         }
     }
 

@@ -1,0 +1,48 @@
+import Foundation
+import SBIBackend
+import SBIGraph
+
+/// What the inference layer and the CLI need of any density estimator q(y | context):
+/// fit it, evaluate it, draw from it, save and load it. Arrays are row-major, rows×features.
+public protocol DensityEstimator: AnyObject {
+    /// The registry name: "realnvp", "nsf", "maf", "mdn" or "gmm".
+    var name: String { get }
+    var features: Int { get }
+    /// Context features (0 for an unconditional estimator).
+    var contextFeatures: Int { get }
+
+    /// Fits to rows of y (features wide) with matching rows of context (contextFeatures wide, or
+    /// nil when unconditional). Returns the loss history (mean negative log-likelihood).
+    @discardableResult
+    func fit(_ y: [Float], context: [Float]?, configuration: TrainingConfiguration,
+             checkpoint: URL?, resume: Bool, progress: ((EpochRecord) -> Void)?) throws -> [EpochRecord]
+
+    /// log q(y | context) for each row; context has the same rows (or one row used for all).
+    func logProb(_ y: [Float], context: [Float]?) throws -> [Float]
+
+    /// `count` samples for each row of context (one group of `count` rows per context row, in
+    /// order), or `count` unconditional samples. The same seed gives the same samples.
+    func sample(_ count: Int, context: [Float]?, seed: UInt64) throws -> [Float]
+
+    /// Writes the estimator (parameters and configuration) as a safetensors file, atomically.
+    func save(to url: URL) throws
+}
+
+/// A density model expressed as graph computations; `NeuralEstimator` trains and runs it.
+/// Both directions see standardized y and context (NeuralEstimator z-scores them).
+public protocol NeuralDensity {
+    var features: Int { get }
+    var contextFeatures: Int { get }
+    /// Standard-normal noise columns one sample consumes.
+    var noiseFeatures: Int { get }
+    /// log q(y | context), rows×1.
+    func logProb(_ y: Tensor, context: Tensor?, in graph: Graph) throws -> Tensor
+    /// Samples from noise (rows×noiseFeatures, i.i.d. N(0,1)) and their log q, rows×features and rows×1.
+    func sample(noise: Tensor, context: Tensor?, in graph: Graph) throws -> (samples: Tensor, logProb: Tensor)
+    /// Data-dependent initialization (ActNorm, say) with standardized y and context; the default does nothing.
+    func initialize(store: ParameterStore, y: [Float], context: [Float]?) throws
+}
+
+public extension NeuralDensity {
+    func initialize(store: ParameterStore, y: [Float], context: [Float]?) throws {}
+}
