@@ -35,7 +35,7 @@ __kernel void binary(int op, int broadcast, __global const float* a, int ao, __g
     }
 }
 
-// One work-group of WG items per row; tree reduction in local memory. No early return: every
+// One work-group of WG items per row (WG a power of two, -DWG=...); tree reduction in local memory. No early return: every
 // item reaches every barrier, loads past the row are guarded instead.
 #ifndef WG
 #define WG 256
@@ -70,8 +70,9 @@ __kernel void log_sum_exp_rows(__global const float* x, int xo, int rows, int co
     }
     float rowMax = partial[0];
     barrier(CLK_LOCAL_MEM_FENCE);
+    // A row of -inf gives -inf (log 0); a row holding +inf gives +inf (not inf - inf = NaN).
     float s = 0.0f;
-    if (row < rows && rowMax != -INFINITY)
+    if (row < rows && !isinf(rowMax))
         for (int c = lid; c < cols; c += WG) s += exp(x[xo + row * cols + c] - rowMax);
     partial[lid] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -79,7 +80,31 @@ __kernel void log_sum_exp_rows(__global const float* x, int xo, int rows, int co
         if (lid < stride) partial[lid] += partial[lid + stride];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (lid == 0 && row < rows) out[oo + row] = rowMax == -INFINITY ? rowMax : rowMax + log(partial[0]);
+    if (lid == 0 && row < rows) out[oo + row] = isinf(rowMax) ? rowMax : rowMax + log(partial[0]);
+}
+
+// Narrow rows (a few columns): one work-item per row, a sequential loop over the row.
+__kernel void sum_rows_narrow(__global const float* x, int xo, int rows, int cols, __global float* out, int oo) {
+    int row = get_global_id(0);
+    if (row < rows) {
+        float s = 0.0f;
+        for (int c = 0; c < cols; ++c) s += x[xo + row * cols + c];
+        out[oo + row] = s;
+    }
+}
+
+__kernel void log_sum_exp_rows_narrow(__global const float* x, int xo, int rows, int cols,
+                                      __global float* out, int oo) {
+    int row = get_global_id(0);
+    if (row < rows) {
+        __global const float* p = x + xo + row * cols;
+        float m = -INFINITY;
+        for (int c = 0; c < cols; ++c) m = fmax(m, p[c]);
+        float s = 0.0f;
+        if (!isinf(m))
+            for (int c = 0; c < cols; ++c) s += exp(p[c] - m);
+        out[oo + row] = isinf(m) ? m : m + log(s);
+    }
 }
 
 // One item per column; consecutive items read consecutive addresses.

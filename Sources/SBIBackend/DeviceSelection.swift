@@ -1,3 +1,5 @@
+import Foundation
+
 /// What `--device` names: an OpenCL device index, the OpenBLAS CPU backend, or the default
 /// (the first GPU, else the CPU backend).
 public enum DeviceSelection: Equatable, Sendable, CustomStringConvertible {
@@ -5,8 +7,10 @@ public enum DeviceSelection: Equatable, Sendable, CustomStringConvertible {
     case cpu
     case openCL(Int)
 
-    /// Parses "cpu", "auto" or a device index.
+    /// Parses "cpu" (or "blas"), "auto" (or "default") or a device index, ignoring case and
+    /// surrounding white space; anything else is nil.
     public init?(parsing argument: String) {
+        let argument = argument.trimmingCharacters(in: .whitespaces)
         switch argument.lowercased() {
         case "cpu", "blas": self = .cpu
         case "auto", "default": self = .automatic

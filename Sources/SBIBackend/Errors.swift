@@ -1,3 +1,5 @@
+import Foundation
+
 /// Every failure the engine reports. Messages are one line and name what went wrong and where.
 public enum SBIError: Error, CustomStringConvertible, Equatable {
     /// An OpenCL call returned a non-success code.
@@ -25,6 +27,25 @@ public enum SBIError: Error, CustomStringConvertible, Equatable {
         case let .sizeMismatch(what): return "size mismatch: \(what)"
         case let .foreignBuffer(what): return "buffer belongs to another backend: \(what)"
         case let .invalidArgument(what): return what
+        }
+    }
+}
+
+/// `error.localizedDescription` (what Foundation-based callers print) is the same one line.
+extension SBIError: LocalizedError {
+    public var errorDescription: String? { description }
+}
+
+extension Check {
+    /// A copy between two views of one buffer: the same view is a no-op, a partial overlap is
+    /// refused on every backend (OpenCL's clEnqueueCopyBuffer refuses it, and an order-dependent
+    /// result is a bug in the caller anyway).
+    static func copyOverlap(_ source: BufferView, _ destination: BufferView) throws {
+        guard source.buffer === destination.buffer, source.offset != destination.offset, source.count > 0 else { return }
+        let a = source.offset..<(source.offset + source.count)
+        let b = destination.offset..<(destination.offset + destination.count)
+        if a.overlaps(b) {
+            throw SBIError.invalidArgument("copy: source \(a) and destination \(b) overlap in one buffer")
         }
     }
 }

@@ -36,12 +36,16 @@ public final class CPUBackend: Backend {
             throw SBIError.sizeMismatch("upload of \(values.count) elements into a view of \(destination.count)")
         }
         let dst = try pointer(destination, "upload destination")
-        values.withUnsafeBytes { UnsafeMutableRawPointer(dst).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        values.withUnsafeBytes { raw in
+            // An empty array may have no storage at all (nil base address).
+            if let base = raw.baseAddress { UnsafeMutableRawPointer(dst).copyMemory(from: base, byteCount: raw.count) }
+        }
     }
 
     public func download<T: BitwiseCopyable>(_ source: BufferView, as type: T.Type) throws -> [T] {
         try Check.elementSize(T.self)
         let src = try pointer(source, "download source")
+        guard source.count > 0 else { return [] }
         return [T](unsafeUninitializedCapacity: source.count) { out, initialized in
             UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: src, byteCount: source.count * 4)
             initialized = source.count
@@ -50,11 +54,16 @@ public final class CPUBackend: Backend {
 
     public func copy(_ source: BufferView, to destination: BufferView) throws {
         try Check.same(source, destination, "copy")
-        try pointer(destination).update(from: pointer(source), count: source.count)
+        let src = try pointer(source, "copy source"), dst = try pointer(destination, "copy destination")
+        try Check.copyOverlap(source, destination)
+        guard src != dst else { return }
+        CPUParallel.forEachChunk(source.count) { range in
+            (dst + range.lowerBound).update(from: src + range.lowerBound, count: range.count)
+        }
     }
 
     public func fill(_ destination: BufferView, value: Float) throws {
-        try pointer(destination).update(repeating: value, count: destination.count)
+        CPULoops.fill(try pointer(destination), count: destination.count, value: value)
     }
 
     public func synchronize() throws {}
@@ -94,44 +103,26 @@ public final class CPUBackend: Backend {
 
     public func unary(_ op: UnaryOp, _ x: BufferView, _ y: BufferView, parameter: Float) throws {
         try Check.same(x, y, "unary \(op)")
-        let px = try pointer(x), py = try pointer(y)
-        for i in 0..<x.count { py[i] = op.apply(px[i], parameter) }
+        CPULoops.map(op, try pointer(x), try pointer(y), count: x.count, parameter: parameter)
     }
 
     public func affine(_ x: BufferView, _ y: BufferView, scale alpha: Float, shift beta: Float) throws {
         try Check.same(x, y, "affine")
-        let px = try pointer(x), py = try pointer(y)
-        for i in 0..<x.count { py[i] = alpha * px[i] + beta }
+        CPULoops.affine(try pointer(x), try pointer(y), count: x.count, alpha: alpha, beta: beta)
     }
 
     public func binary(_ op: BinaryOp, _ a: BufferView, _ b: BufferView, _ out: BufferView,
                        rows: Int, cols: Int, broadcast: Broadcast) throws {
         try Check.binary(a, b, out, rows: rows, cols: cols, broadcast: broadcast)
-        let pa = try pointer(a), pb = try pointer(b), po = try pointer(out)
-        switch broadcast {
-        case .none:
-            for i in 0..<(rows * cols) { po[i] = op.apply(pa[i], pb[i]) }
-        case .row:
-            for r in 0..<rows {
-                let base = r * cols
-                for c in 0..<cols { po[base + c] = op.apply(pa[base + c], pb[c]) }
-            }
-        case .column:
-            for r in 0..<rows {
-                let base = r * cols, v = pb[r]
-                for c in 0..<cols { po[base + c] = op.apply(pa[base + c], v) }
-            }
-        }
+        CPULoops.zip(op, try pointer(a), try pointer(b), try pointer(out), rows: rows, cols: cols, broadcast: broadcast)
     }
 
     public func sumRows(_ x: BufferView, rows: Int, cols: Int, _ out: BufferView) throws {
         try Check.count(x, rows * cols, "sumRows input")
         try Check.count(out, rows, "sumRows output")
         let px = try pointer(x), po = try pointer(out)
-        for r in 0..<rows {
-            var s: Float = 0
-            for c in 0..<cols { s += px[r * cols + c] }
-            po[r] = s
+        CPUParallel.forEachChunk(rows, work: rows * cols) { range in
+            for r in range { po[r] = CPULoops.sum(px + r * cols, cols) }
         }
     }
 
@@ -139,9 +130,15 @@ public final class CPUBackend: Backend {
         try Check.count(x, rows * cols, "sumColumns input")
         try Check.count(out, cols, "sumColumns output")
         let px = try pointer(x), po = try pointer(out)
-        po.update(repeating: 0, count: cols)
-        for r in 0..<rows {
-            for c in 0..<cols { po[c] += px[r * cols + c] }
+        // Each column is summed in row order, as by the OpenCL kernel; chunks are column ranges.
+        CPUParallel.forEachChunk(cols, work: rows * cols) { range in
+            let c0 = range.lowerBound, width = range.count
+            let o = po + c0
+            o.update(repeating: 0, count: width)
+            for r in 0..<rows {
+                let row = px + r * cols + c0
+                for c in 0..<width { o[c] += row[c] }
+            }
         }
     }
 
@@ -149,41 +146,54 @@ public final class CPUBackend: Backend {
         try Check.count(x, rows * cols, "logSumExpRows input")
         try Check.count(out, rows, "logSumExpRows output")
         let px = try pointer(x), po = try pointer(out)
-        for r in 0..<rows {
-            let row = px + r * cols
-            var m = -Float.infinity
-            for c in 0..<cols { m = Swift.max(m, row[c]) }
-            if m == -Float.infinity { po[r] = m; continue }
-            var s: Float = 0
-            for c in 0..<cols { s += Foundation.exp(row[c] - m) }
-            po[r] = m + Foundation.log(s)
+        // exp per element costs about 20 simple operations.
+        CPUParallel.forEachChunk(rows, work: rows * cols * 20) { range in
+            for r in range { po[r] = CPULoops.logSumExp(px + r * cols, cols) }
         }
     }
+
+    // The Philox fills: element i is stream position offset + i; chunks are index ranges, and
+    // a block straddling two chunks is computed by both (with the same result).
 
     public func fillUniform(_ destination: BufferView, seed: UInt64, offset: UInt64,
                             low: Float, high: Float) throws {
         let p = try pointer(destination), width = high - low
-        for i in 0..<destination.count {
-            p[i] = low + width * Philox.unit(Philox.word(at: offset + UInt64(i), seed: seed))
+        CPUParallel.forEachChunk(destination.count, work: destination.count * 8) { range in
+            Philox.forEachElement(in: range, offset: offset, seed: seed) { i, block, lane in
+                p[i] = Philox.uniform(Philox.lane(block, lane), low: low, width: width)
+            }
         }
     }
 
     public func fillNormal(_ destination: BufferView, seed: UInt64, offset: UInt64,
                            mean: Float, std: Float) throws {
         let p = try pointer(destination)
-        for i in 0..<destination.count {
-            let g = offset + UInt64(i)
-            let b = Philox.block(counter: g / 4, seed: seed)
-            let lane = g % 4
-            let (n0, n1) = lane < 2 ? Philox.normalPair(b.0, b.1) : Philox.normalPair(b.2, b.3)
-            p[i] = mean + std * (lane % 2 == 0 ? n0 : n1)
+        CPUParallel.forEachChunk(destination.count, work: destination.count * 32) { range in
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let g = offset &+ UInt64(i)
+                let b = Philox.block(counter: g / 4, seed: seed)
+                let first = Int(g % 4), last = Swift.min(4, first + (range.upperBound - i))
+                // Lanes 0, 1 come from words (0, 1); lanes 2, 3 from words (2, 3).
+                let z01 = first < 2 ? Philox.normalPair(b.0, b.1) : (0, 0)
+                let z23 = last > 2 ? Philox.normalPair(b.2, b.3) : (0, 0)
+                let z: (Float, Float, Float, Float) = (z01.0, z01.1, z23.0, z23.1)
+                for lane in first..<last {
+                    let zl = lane == 0 ? z.0 : (lane == 1 ? z.1 : (lane == 2 ? z.2 : z.3))
+                    // mean + std·z with one rounding, like the kernel's fma.
+                    p[i + lane - first] = mean.addingProduct(std, zl)
+                }
+                i += last - first
+            }
         }
     }
 
     public func fillRandomBits(_ destination: BufferView, seed: UInt64, offset: UInt64) throws {
-        let p = try pointer(destination)
-        for i in 0..<destination.count {
-            p[i] = Float(bitPattern: Philox.word(at: offset + UInt64(i), seed: seed))
+        let p = UnsafeMutableRawPointer(try pointer(destination)).assumingMemoryBound(to: UInt32.self)
+        CPUParallel.forEachChunk(destination.count, work: destination.count * 8) { range in
+            Philox.forEachElement(in: range, offset: offset, seed: seed) { i, block, lane in
+                p[i] = Philox.lane(block, lane)
+            }
         }
     }
 }

@@ -79,8 +79,8 @@ public final class OpenCLBackend: Backend {
         guard values.count == destination.count else {
             throw SBIError.sizeMismatch("upload of \(values.count) elements into a view of \(destination.count)")
         }
-        guard !values.isEmpty else { return }
         let target = try mem(destination, "upload destination")
+        guard !values.isEmpty else { return }
         // Blocking: the array's storage is only guaranteed alive for the duration of the call.
         try values.withUnsafeBytes { raw in
             try clCheck(clEnqueueWriteBuffer(cl.queue, target, cl_bool(CL_TRUE), destination.offset * 4, raw.count,
@@ -90,8 +90,8 @@ public final class OpenCLBackend: Backend {
 
     public func download<T: BitwiseCopyable>(_ source: BufferView, as type: T.Type) throws -> [T] {
         try Check.elementSize(T.self)
-        guard source.count > 0 else { return [] }
         let origin = try mem(source, "download source")
+        guard source.count > 0 else { return [] }
         return try [T](unsafeUninitializedCapacity: source.count) { out, initialized in
             try clCheck(clEnqueueReadBuffer(cl.queue, origin, cl_bool(CL_TRUE), source.offset * 4, source.count * 4,
                                             out.baseAddress, 0, nil, nil), "clEnqueueReadBuffer")
@@ -101,13 +101,15 @@ public final class OpenCLBackend: Backend {
 
     public func copy(_ source: BufferView, to destination: BufferView) throws {
         try Check.same(source, destination, "copy")
-        guard source.count > 0 else { return }
-        try clCheck(clEnqueueCopyBuffer(cl.queue, try mem(source), try mem(destination), source.offset * 4,
+        let src = try mem(source, "copy source"), dst = try mem(destination, "copy destination")
+        try Check.copyOverlap(source, destination)
+        guard source.count > 0, !(source.buffer === destination.buffer && source.offset == destination.offset) else { return }
+        try clCheck(clEnqueueCopyBuffer(cl.queue, src, dst, source.offset * 4,
                                         destination.offset * 4, source.count * 4, 0, nil, nil), "clEnqueueCopyBuffer")
     }
 
     public func fill(_ destination: BufferView, value: Float) throws {
-        try launch("elementwise", "fill", global: destination.count,
+        try launch("elementwise", "fill", options: elementwiseOptions, global: destination.count,
                    [.view(destination), .int(destination.count), .float(value)])
     }
 
@@ -121,6 +123,22 @@ public final class OpenCLBackend: Backend {
     /// to whole work-groups; kernels guard their loads and stores.
     func launch(_ program: String, _ name: String, options: String = "", global: Int, global1: Int = 1,
                 local: Int? = nil, local1: Int = 1, _ arguments: [KernelArgument]) throws {
+        // Operands are checked even when there is nothing to do, so that an empty view of another
+        // backend's buffer is refused here as on the CPU backend.
+        for argument in arguments {
+            switch argument {
+            case let .view(view):
+                _ = try mem(view)
+                guard Int32(exactly: view.offset) != nil else {
+                    throw SBIError.invalidArgument("\(name): offset \(view.offset) does not fit the kernels' 32-bit indices")
+                }
+            case let .int(value):
+                guard Int32(exactly: value) != nil else {
+                    throw SBIError.invalidArgument("\(name): \(value) does not fit the kernels' 32-bit indices")
+                }
+            case .float, .ulong: break
+            }
+        }
         guard global > 0, global1 > 0 else { return }
         let kernel = try cl.kernel(program, name, options: options)
         var index: cl_uint = 0
@@ -187,20 +205,20 @@ public final class OpenCLBackend: Backend {
 
     public func unary(_ op: UnaryOp, _ x: BufferView, _ y: BufferView, parameter: Float) throws {
         try Check.same(x, y, "unary \(op)")
-        try launch("elementwise", "unary", global: x.count,
+        try launch("elementwise", "unary", options: elementwiseOptions, global: x.count,
                    [.int(Int(op.rawValue)), .view(x), .view(y), .int(x.count), .float(parameter)])
     }
 
     public func affine(_ x: BufferView, _ y: BufferView, scale alpha: Float, shift beta: Float) throws {
         try Check.same(x, y, "affine")
-        try launch("elementwise", "affine", global: x.count,
+        try launch("elementwise", "affine", options: elementwiseOptions, global: x.count,
                    [.view(x), .view(y), .int(x.count), .float(alpha), .float(beta)])
     }
 
     public func binary(_ op: BinaryOp, _ a: BufferView, _ b: BufferView, _ out: BufferView,
                        rows: Int, cols: Int, broadcast: Broadcast) throws {
         try Check.binary(a, b, out, rows: rows, cols: cols, broadcast: broadcast)
-        try launch("elementwise", "binary", global: rows * cols,
+        try launch("elementwise", "binary", options: elementwiseOptions, global: rows * cols,
                    [.int(Int(op.rawValue)), .int(Int(broadcast.rawValue)), .view(a), .view(b), .view(out),
                     .int(rows), .int(cols)])
     }
@@ -212,30 +230,47 @@ public final class OpenCLBackend: Backend {
         return size
     }
 
+    /// The build options of Kernels/elementwise.cl: every launch uses the same ones, so the file
+    /// is compiled once per device.
+    var elementwiseOptions: String { "-DWG=\(reductionGroup)" }
+
+    /// Rows this short are reduced by one work-item each (a sequential loop) rather than by a
+    /// work-group of `reductionGroup` items, most of which would idle.
+    static let narrowRowColumns = 32
+
+    /// A row reduction: one work-group per row, or one item per row for narrow rows.
+    private func reduceRows(_ kernel: String, _ x: BufferView, rows: Int, cols: Int, _ out: BufferView) throws {
+        let arguments: [KernelArgument] = [.view(x), .int(rows), .int(cols), .view(out)]
+        if cols <= Self.narrowRowColumns {
+            try launch("elementwise", kernel + "_narrow", options: elementwiseOptions, global: rows, arguments)
+        } else {
+            let wg = reductionGroup
+            try launch("elementwise", kernel, options: elementwiseOptions, global: rows * wg, local: wg, arguments)
+        }
+    }
+
     public func sumRows(_ x: BufferView, rows: Int, cols: Int, _ out: BufferView) throws {
         try Check.count(x, rows * cols, "sumRows input")
         try Check.count(out, rows, "sumRows output")
-        let wg = reductionGroup
-        try launch("elementwise", "sum_rows", options: "-DWG=\(wg)", global: rows * wg, local: wg,
-                   [.view(x), .int(rows), .int(cols), .view(out)])
+        try reduceRows("sum_rows", x, rows: rows, cols: cols, out)
     }
 
     public func sumColumns(_ x: BufferView, rows: Int, cols: Int, _ out: BufferView) throws {
         try Check.count(x, rows * cols, "sumColumns input")
         try Check.count(out, cols, "sumColumns output")
-        try launch("elementwise", "sum_columns", global: cols, [.view(x), .int(rows), .int(cols), .view(out)])
+        try launch("elementwise", "sum_columns", options: elementwiseOptions, global: cols,
+                   [.view(x), .int(rows), .int(cols), .view(out)])
     }
 
     public func logSumExpRows(_ x: BufferView, rows: Int, cols: Int, _ out: BufferView) throws {
         try Check.count(x, rows * cols, "logSumExpRows input")
         try Check.count(out, rows, "logSumExpRows output")
-        let wg = reductionGroup
-        try launch("elementwise", "log_sum_exp_rows", options: "-DWG=\(wg)", global: rows * wg, local: wg,
-                   [.view(x), .int(rows), .int(cols), .view(out)])
+        try reduceRows("log_sum_exp_rows", x, rows: rows, cols: cols, out)
     }
 
     private func philox(_ destination: BufferView, seed: UInt64, offset: UInt64, _ a: Float, _ b: Float,
                         kind: Int) throws {
+        _ = try mem(destination, "random destination")
         guard destination.count > 0 else { return }
         let blocks = Int((offset + UInt64(destination.count) + 3) / 4 - offset / 4)
         try launch("random", "philox_fill", global: blocks,
