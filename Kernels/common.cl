@@ -1,5 +1,10 @@
 // Prepended to every program: the scalar definitions shared by all kernels.
 // They must match Sources/SBIBackend/CPU/ScalarMath.swift formula for formula.
+// The two backends agree within the built-ins' ulp bounds, not bit for bit: the OpenCL
+// transcendental functions differ from the C library's by a few ulp, and programs are built with
+// -cl-mad-enable, which may fuse a*b + c despite the pragma below. Where bit-identical results are
+// promised (Philox words and uniforms, Kernels/random.cl) the kernels use only exact operations
+// and explicit fma.
 #pragma OPENCL FP_CONTRACT OFF
 
 // UnaryOp raw values.
