@@ -46,3 +46,17 @@ public protocol NeuralDensity {
 public extension NeuralDensity {
     func initialize(store: ParameterStore, y: [Float], context: [Float]?) throws {}
 }
+
+/// A neural density whose sampler is not a graph (an MDN picks a component per sample): it
+/// draws samples on the host from the trained parameters. y and context are standardized.
+public protocol HostSampledDensity: NeuralDensity {
+    /// `count` standardized samples for one standardized context row (nil if unconditional).
+    func sampleOnHost(_ count: Int, context: [Float]?, store: ParameterStore, seed: UInt64) throws -> [Float]
+}
+
+public extension HostSampledDensity {
+    var noiseFeatures: Int { features }
+    func sample(noise: Tensor, context: Tensor?, in graph: Graph) throws -> (samples: Tensor, logProb: Tensor) {
+        throw SBIError.invalidArgument("this density samples on the host; use NeuralEstimator.sample")
+    }
+}

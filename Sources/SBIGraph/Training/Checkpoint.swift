@@ -22,10 +22,10 @@ public enum Checkpoint {
         return d
     }()
 
-    static func json<T: Encodable>(_ value: T) throws -> String {
+    public static func json<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try encoder.encode(value), as: UTF8.self)
     }
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String?, key: String, path: String) throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, _ text: String?, key: String, path: String) throws -> T {
         guard let text else { throw SBIError.invalidArgument("\(path): checkpoint metadata lacks '\(key)'") }
         do { return try decoder.decode(type, from: Data(text.utf8)) } catch {
             throw SBIError.invalidArgument("\(path): checkpoint metadata '\(key)' is not valid: \(error)")

@@ -227,6 +227,11 @@ public final class Trainer {
         return history
     }
 
+    /// Takes the current parameters as the best so far (after an external initialization).
+    public func resetBest() throws {
+        try backend.copy(store.values.view, to: bestValues.view)
+    }
+
     public var stoppedEarly: Bool { state.stoppedEarly }
     public var bestValidationLoss: Double { state.bestValidationLoss }
 }

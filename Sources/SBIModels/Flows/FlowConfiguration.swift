@@ -1,0 +1,79 @@
+import SBIBackend
+import SBIGraph
+
+/// Everything that defines a flow's architecture; stored in checkpoints so a saved flow can be
+/// rebuilt. Defaults follow the `sbi` package's density estimators.
+public struct FlowConfiguration: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        case realnvp, nsf, maf
+    }
+
+    public var kind: Kind
+    public var features: Int
+    public var contextFeatures: Int
+    /// Number of coupling / autoregressive transforms.
+    public var transforms = 5
+    public var hidden = [64, 64]
+    /// "relu", "tanh", "leakyRelu", "sigmoid" or "softplus".
+    public var activation = "relu"
+    public var mask: CouplingMask = .halves
+    /// Image width for a 2-D checkerboard mask (0: features are a vector).
+    public var imageSide = 0
+    /// "reverse", "random" or "none": the permutation between transforms.
+    public var permutation = "reverse"
+    public var actNorm = true
+    /// Soft-clamp bound of affine coupling scales (0: none).
+    public var scaleBound: Float = 3
+    /// Spline bins and tail bound (nsf).
+    public var bins = 8
+    public var tailBound: Float = 3
+    public var seed: UInt64 = 0
+
+    public init(kind: Kind, features: Int, contextFeatures: Int = 0) {
+        self.kind = kind
+        self.features = features
+        self.contextFeatures = contextFeatures
+    }
+
+    public var unaryActivation: UnaryOp {
+        switch activation.lowercased() {
+        case "tanh": return .tanh
+        case "leakyrelu", "leaky_relu": return .leakyRelu
+        case "sigmoid": return .sigmoid
+        case "softplus": return .softplus
+        default: return .relu
+        }
+    }
+
+    /// The bijector stack: for each transform, ActNorm (optional), the transform, then a
+    /// permutation between transforms.
+    public func makeFlow() throws -> Flow {
+        guard features > 0, contextFeatures >= 0, transforms > 0 else {
+            throw SBIError.invalidArgument("a flow needs features > 0 and transforms > 0")
+        }
+        var bijectors: [Bijector] = []
+        for t in 0..<transforms {
+            if actNorm { bijectors.append(ActNorm(name: "flow.\(t).actnorm", features: features)) }
+            let name = "flow.\(t)"
+            let layerMask = mask.values(layer: t, features: features, side: imageSide, seed: seed)
+            switch kind {
+            case .realnvp:
+                bijectors.append(AffineCoupling(name: name, mask: layerMask, contextFeatures: contextFeatures,
+                                                hidden: hidden, activation: unaryActivation, bound: scaleBound))
+            case .nsf:
+                bijectors.append(try makeSplineCoupling(name: name, mask: layerMask))
+            case .maf:
+                bijectors.append(MaskedAutoregressive(name: name, features: features, contextFeatures: contextFeatures,
+                                                      hidden: hidden, activation: unaryActivation))
+            }
+            if t < transforms - 1 && features > 1 {
+                switch permutation {
+                case "random": bijectors.append(Permutation.random(features, seed: seed &+ UInt64(t)))
+                case "none": break
+                default: bijectors.append(Permutation.reverse(features))
+                }
+            }
+        }
+        return Flow(bijectors: bijectors, features: features, contextFeatures: contextFeatures)
+    }
+}
