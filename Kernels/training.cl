@@ -30,16 +30,24 @@ __kernel void copy_columns(int rows, int width, __global const float* src, int s
     if (c < width && r < rows) dst[dstOff + r * dstCols + dstStart + c] = src[so + r * srcCols + srcStart + c];
 }
 
+// An index outside the source cannot be refused from the device: it yields NaN instead of a
+// read of another tensor's memory (the CPU backend throws).
 __kernel void gather_columns(__global const float* src, int so, int rows, int cols,
                              __global const int* index, int io, int width, __global float* dst, int dstOff) {
     int c = get_global_id(0), r = get_global_id(1);
-    if (c < width && r < rows) dst[dstOff + r * width + c] = src[so + r * cols + index[io + c]];
+    if (c < width && r < rows) {
+        int k = index[io + c];
+        dst[dstOff + r * width + c] = (k >= 0 && k < cols) ? src[so + r * cols + k] : NAN;
+    }
 }
 
-__kernel void gather_rows(__global const float* src, int so, int cols, __global const int* index, int io,
-                          int count, __global float* dst, int dstOff) {
+__kernel void gather_rows(__global const float* src, int so, int srcRows, int cols, __global const int* index,
+                          int io, int count, __global float* dst, int dstOff) {
     int c = get_global_id(0), r = get_global_id(1);
-    if (c < cols && r < count) dst[dstOff + r * cols + c] = src[so + index[io + r] * cols + c];
+    if (c < cols && r < count) {
+        int k = index[io + r];
+        dst[dstOff + r * cols + c] = (k >= 0 && k < srcRows) ? src[so + k * cols + c] : NAN;
+    }
 }
 
 __kernel void broadcast_to(int broadcast, __global const float* b, int bo, __global float* out, int oo,
@@ -80,8 +88,9 @@ __kernel void adam_step(__global float* p, int po, __global const float* g, int 
     if (i < n) {
         float scale = 1.0f;
         if (hasNorm) {
-            float norm = sqrt(normSq[no]);
-            if (norm > maxNorm) scale = maxNorm / (norm + 1e-6f);
+            // torch.nn.utils.clip_grad_norm_: min(1, maxNorm / (norm + 1e-6)); NaN leaves g as is.
+            float coefficient = maxNorm / (sqrt(normSq[no]) + 1e-6f);
+            if (coefficient < 1.0f) scale = coefficient;
         }
         float grad = g[go + i] * scale;
         float param = p[po + i];

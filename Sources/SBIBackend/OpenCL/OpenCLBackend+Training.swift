@@ -18,28 +18,25 @@ extension OpenCLBackend {
                     .view(dst), .int(dstColumns), .int(dstStart)])
     }
 
+    /// The device cannot refuse an index outside the source (the CPU backend throws): the kernel
+    /// writes NaN for it rather than read memory that belongs to other tensors.
     public func gatherColumns(_ src: BufferView, rows: Int, columns: Int, indices: BufferView,
                               into dst: BufferView) throws {
-        try Check.count(src, rows * columns, "gatherColumns source")
-        try Check.count(dst, rows * indices.count, "gatherColumns result")
+        try Check.gatherColumns(src, rows: rows, columns: columns, indices: indices, dst: dst)
         try launch("training", "gather_columns", global: indices.count, global1: rows, local: 16, local1: 16,
                    [.view(src), .int(rows), .int(columns), .view(indices), .int(indices.count), .view(dst)])
     }
 
+    /// Out-of-range indices give NaN rows, as in `gatherColumns`.
     public func gatherRows(_ src: BufferView, columns: Int, indices: BufferView, into dst: BufferView) throws {
-        try Check.count(dst, indices.count * columns, "gatherRows result")
+        let rows = try Check.gatherRows(src, columns: columns, indices: indices, dst: dst)
         try launch("training", "gather_rows", global: columns, global1: indices.count, local: 16, local1: 16,
-                   [.view(src), .int(columns), .view(indices), .int(indices.count), .view(dst)])
+                   [.view(src), .int(rows), .int(columns), .view(indices), .int(indices.count), .view(dst)])
     }
 
     public func broadcast(_ b: BufferView, into out: BufferView, rows: Int, cols: Int,
                           broadcast: Broadcast) throws {
-        try Check.count(out, rows * cols, "broadcast result")
-        switch broadcast {
-        case .none: try Check.count(b, rows * cols, "broadcast source")
-        case .row: try Check.count(b, cols, "row-broadcast source")
-        case .column: try Check.count(b, rows, "column-broadcast source")
-        }
+        try Check.broadcast(b, out, rows: rows, cols: cols, broadcast: broadcast)
         try launch("training", "broadcast_to", global: rows * cols,
                    [.int(Int(broadcast.rawValue)), .view(b), .view(out), .int(rows), .int(cols)])
     }
@@ -54,9 +51,9 @@ extension OpenCLBackend {
     public func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
                          secondMoment: BufferView, hyper: AdamHyperparameters,
                          gradientSquaredNorm: BufferView?, maxGradientNorm: Float) throws {
-        try Check.same(parameters, gradients, "adam parameters/gradients")
-        try Check.same(parameters, firstMoment, "adam parameters/first moment")
-        try Check.same(parameters, secondMoment, "adam parameters/second moment")
+        try Check.adam(parameters: parameters, gradients: gradients, firstMoment: firstMoment,
+                       secondMoment: secondMoment, hyper: hyper, gradientSquaredNorm: gradientSquaredNorm,
+                       maxGradientNorm: maxGradientNorm)
         let (c1, c2) = hyper.biasCorrections
         let norm = gradientSquaredNorm ?? gradients.buffer.view(offset: 0, count: 0)
         try launch("training", "adam_step", global: parameters.count,
