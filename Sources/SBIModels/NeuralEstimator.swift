@@ -165,7 +165,7 @@ public final class NeuralEstimator: DensityEstimator {
                     let (x, lq) = try model.sample(noise: noise, context: try c.map { try contextScaler!.apply($0, in: graph) }, in: graph)
                     // Back to data units: y = σ⊙x + μ, log q(y) = log q(x) − Σ log σ.
                     let (y, logDet) = try yScaler.inverse(x, context: nil, in: graph)
-                    let out = try graph.add(lq, logDet)
+                    let out = try graph.subtract(lq, logDet)
                     samplePlans[n] = (try Plan(graph: graph, backend: backend, outputs: [y, out], parameters: store), noise, c, y, out)
                 }
                 let p = samplePlans[n]!

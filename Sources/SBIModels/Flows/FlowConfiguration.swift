@@ -55,7 +55,12 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
         for t in 0..<transforms {
             if actNorm { bijectors.append(ActNorm(name: "flow.\(t).actnorm", features: features)) }
             let name = "flow.\(t)"
-            let layerMask = mask.values(layer: t, features: features, side: imageSide, seed: seed)
+            // With a permutation between transforms the permutation alternates which features
+            // pass through; alternating the mask as well would undo it (reverse + flipped halves
+            // transforms the same half every time), so fixed masks then, alternating ones without.
+            let alternate = permutation == "none" || mask == .random
+            let layerMask = mask.values(layer: alternate ? t : 0, features: features, side: imageSide,
+                                        seed: seed &+ UInt64(t))
             switch kind {
             case .realnvp:
                 bijectors.append(AffineCoupling(name: name, mask: layerMask, contextFeatures: contextFeatures,

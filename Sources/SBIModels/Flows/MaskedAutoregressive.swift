@@ -12,7 +12,11 @@ struct MADE {
     let outputsPerFeature: Int
     let activation: UnaryOp
 
-    func degrees(width: Int) -> [Int] { (0..<width).map { $0 % max(1, features - 1) + 1 } }
+    /// Hidden degrees cycle through 1…D−1; with one feature there is nothing before it, so
+    /// hidden units get degree 0 and see only the context.
+    func degrees(width: Int) -> [Int] {
+        features == 1 ? Array(repeating: 0, count: width) : (0..<width).map { $0 % (features - 1) + 1 }
+    }
 
     /// Output columns are grouped by kind: [kind 0 for features 0…D−1 | kind 1 … ].
     func callAsFunction(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> Tensor {
