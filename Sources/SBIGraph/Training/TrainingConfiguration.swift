@@ -56,6 +56,14 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public let validationLoss: Double
     public let learningRate: Float
     public let seconds: Double
+
+    public init(epoch: Int, trainingLoss: Double, validationLoss: Double, learningRate: Float, seconds: Double) {
+        self.epoch = epoch
+        self.trainingLoss = trainingLoss
+        self.validationLoss = validationLoss
+        self.learningRate = learningRate
+        self.seconds = seconds
+    }
 }
 
 /// Named columns of equal row count: the in-memory dataset a model trains on. Column names
