@@ -4,7 +4,8 @@ import PackageDescription
 // Layers, each knowing only the one below:
 //   COpenCL / CBLAS (system libraries) -> SBIBackend (runtime, kernels, CPU + OpenCL backends)
 //   -> SBIGraph (graph IR, autodiff, scheduler, optimizer, checkpoints)
-//   -> SBIModels (density estimators: flows, MDN, GMM) -> sbi-gpu (command line).
+//   -> SBIModels (density estimators: flows, MDN, GMM)
+//   -> SBIInference (NumPy I/O, priors, simulators, NPE/NLE/ABC, diagnostics) -> sbi-gpu (command line).
 // Kernels/*.cl are embedded into SBIBackend at build time by the EmbedKernels plugin,
 // so a copied binary needs no source tree.
 let package = Package(
@@ -13,6 +14,7 @@ let package = Package(
         .library(name: "SBIBackend", targets: ["SBIBackend"]),
         .library(name: "SBIGraph", targets: ["SBIGraph"]),
         .library(name: "SBIModels", targets: ["SBIModels"]),
+        .library(name: "SBIInference", targets: ["SBIInference"]),
         .executable(name: "sbi-gpu", targets: ["sbi-gpu"]),
     ],
     dependencies: [
@@ -23,6 +25,7 @@ let package = Package(
                        providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .executableTarget(name: "KernelEmbedder", path: "Sources/KernelEmbedder"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"],
                 path: "Plugins/EmbedKernels"),
@@ -32,12 +35,16 @@ let package = Package(
                 plugins: ["EmbedKernels"]),
         .target(name: "SBIGraph", dependencies: ["SBIBackend"], path: "Sources/SBIGraph"),
         .target(name: "SBIModels", dependencies: ["SBIBackend", "SBIGraph"], path: "Sources/SBIModels"),
+        .target(name: "SBIInference", dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "CZlib"],
+                path: "Sources/SBIInference"),
         .executableTarget(name: "sbi-gpu",
-                          dependencies: ["SBIBackend", "SBIGraph", "SBIModels",
+                          dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBIInference",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/sbi-gpu"),
         .testTarget(name: "SBIBackendTests", dependencies: ["SBIBackend"], path: "Tests/SBIBackendTests"),
         .testTarget(name: "SBIGraphTests", dependencies: ["SBIBackend", "SBIGraph"], path: "Tests/SBIGraphTests"),
+        .testTarget(name: "SBIInferenceTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBIInference"],
+                    path: "Tests/SBIInferenceTests"),
         .testTarget(name: "SBIModelsTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels"], path: "Tests/SBIModelsTests"),
     ],
     swiftLanguageModes: [.v5]
