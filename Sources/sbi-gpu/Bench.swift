@@ -3,5 +3,6 @@ import SBIBackend
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure the engine's speed.")
+        abstract: "Measure the engine's speed.",
+        subcommands: [BenchGEMM.self, BenchGraph.self])
 }
