@@ -153,6 +153,34 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// Raw parameters in ±[0.2, 1.2]; x = scale·p + shift puts inputs inside and outside the tail
+    /// bound. K = 4 keeps the number of perturbations small. The log-det is only C⁰ at the knots
+    /// and at ±B (its slope f''/f' jumps there, by up to ~60 with these parameters), so a central
+    /// difference straddling one is meaningless: each configuration first asserts that every
+    /// transformed x lies at least 2·h·scale from its knots and from ±B.
+    func testRationalQuadraticSpline() throws {
+        let bins = 4, count = RationalQuadraticSpline.parameterCount(bins: bins)
+        let mask: [Float] = [0, 1, 0, 0]
+        for (bound, scale, shift): (Float, Float, Float) in [(3, 3, 0.5), (1.5, 1.5, -0.1)] {
+            let raw = Self.values(3 * 4 * count, seed: 11), x = Self.values(12, seed: 10).map { scale * $0 + shift }
+            for (i, v) in x.enumerated() where mask[i % 4] == 0 {
+                let w = raw[(i * count)..<(i * count + bins)].map { Foundation.exp(Double($0)) }
+                var knots = [-Double(bound)], acc = 0.0
+                for u in w { acc += 1e-3 + (1 - 4e-3) * u / w.reduce(0, +); knots.append(2 * Double(bound) * acc - Double(bound)) }
+                let distance = knots.map { abs($0 - Double(v)) }.min()!
+                XCTAssertGreaterThan(distance, 2 * Double(Self.h * scale), "x[\(i)] = \(v) too near a knot for B = \(bound)")
+            }
+            let transformed = x.enumerated().filter { mask[$0.offset % 4] == 0 }.map { abs($0.element) }
+            XCTAssertTrue(transformed.contains { $0 > bound } && transformed.contains { $0 < bound }, "inside and outside B = \(bound)")
+            try check("rq spline B=\(bound)", shapes: [(3, 4), (3, 4 * count)]) { g, p in
+                let out = try g.apply(RQSplineOp(inverse: false, bins: bins, tailBound: bound),
+                                      [g.affine(p[0], scale: scale, shift: shift), p[1],
+                                       g.constant(mask, rows: 1, cols: 4)])
+                return try g.concat([out[0], out[1]])
+            }
+        }
+    }
+
     /// A tensor feeding several nodes accumulates their cotangents.
     func testFanOutAccumulates() throws {
         try check("fan-out", shapes: [(3, 4), (4, 4)]) { g, p in

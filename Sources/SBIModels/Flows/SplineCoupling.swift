@@ -1,0 +1,178 @@
+import SBIBackend
+import SBIGraph
+
+/// The fused rational-quadratic spline kernel as a graph primitive: inputs x (rows×D), raw
+/// parameters (rows × D·(3K−1)), mask (1×D); outputs y (rows×D) and log-det (rows×1).
+/// Its backward is one more fused kernel.
+public struct RQSplineOp: Primitive {
+    public let inverse: Bool
+    public let bins: Int
+    public let tailBound: Float
+    public var description: String { inverse ? "rqSpline⁻¹" : "rqSpline" }
+
+    public init(inverse: Bool, bins: Int = 8, tailBound: Float = 3) {
+        self.inverse = inverse
+        self.bins = bins
+        self.tailBound = tailBound
+    }
+
+    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
+        let x = inputs[0], params = inputs[1], mask = inputs[2]
+        guard RationalQuadraticSpline.binRange.contains(bins), tailBound > 0 else {
+            throw SBIError.invalidArgument("\(description): bins \(bins), tail bound \(tailBound)")
+        }
+        guard params.rows == x.rows, params.cols == x.cols * RationalQuadraticSpline.parameterCount(bins: bins),
+              mask.count == x.cols else {
+            throw SBIError.sizeMismatch("\(description) (K = \(bins)): x \(x), parameters \(params), mask \(mask)")
+        }
+        return [(x.rows, x.cols), (x.rows, 1)]
+    }
+
+    public func supports(_ backend: Backend) -> Bool { backend is SplineKernels }
+
+    public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
+        try (backend as! SplineKernels).rationalQuadraticSpline(
+            inverse: inverse, x: inputs[0].view, parameters: inputs[1].view, mask: inputs[2].view,
+            y: outputs[0].view, logDeterminant: outputs[1].view, rows: inputs[0].rows, features: inputs[0].cols,
+            bins: bins, bound: tailBound)
+    }
+
+    public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
+        guard !inverse else { throw SBIError.invalidArgument("the inverse spline is not differentiable") }
+        let x = inputs[0]
+        let gy = try cotangents[0] ?? graph.zeros(rows: x.rows, cols: x.cols)
+        let gl = try cotangents[1] ?? graph.zeros(rows: x.rows, cols: 1)
+        let grads = try graph.apply(RQSplineBackwardOp(bins: bins, tailBound: tailBound),
+                                    [x, inputs[1], inputs[2], gy, gl])
+        return [grads[0], grads[1], nil]
+    }
+}
+
+/// Gradients of the forward `RQSplineOp` w.r.t. x and the raw parameters, from those of y and the log-det.
+public struct RQSplineBackwardOp: Primitive {
+    public let bins: Int
+    public let tailBound: Float
+    public var description: String { "∂rqSpline" }
+    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
+        [(inputs[0].rows, inputs[0].cols), (inputs[1].rows, inputs[1].cols)]
+    }
+    public func supports(_ backend: Backend) -> Bool { backend is SplineKernels }
+    public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
+        try (backend as! SplineKernels).rationalQuadraticSplineBackward(
+            x: inputs[0].view, parameters: inputs[1].view, mask: inputs[2].view, gradientY: inputs[3].view,
+            gradientLogDeterminant: inputs[4].view, gradientX: outputs[0].view, gradientParameters: outputs[1].view,
+            rows: inputs[0].rows, features: inputs[0].cols, bins: bins, bound: tailBound)
+    }
+    public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
+        throw SBIError.invalidArgument("second derivatives are not supported (\(description))")
+    }
+}
+
+/// Neural Spline Flows' rational-quadratic coupling layer (Durkan et al. 2019, as nflows'
+/// PiecewiseRationalQuadraticCouplingTransform with linear tails): the masked features (mask 1)
+/// pass through and, with the context, feed an MLP whose D·(3K−1) outputs parametrize a monotone
+/// rational-quadratic spline of each other feature on [−B, B] (identity outside). As in nflows,
+/// the raw widths and heights are divided by √(last hidden width) (see `outputScale`); the raw
+/// derivatives are offset so that a new layer is the identity (see `biasOffset`).
+public struct SplineCoupling: Bijector {
+    public let name: String
+    public let mask: [Float]
+    public let contextFeatures: Int
+    public let hidden: [Int]
+    public let activation: UnaryOp
+    /// Bins K of each spline.
+    public let bins: Int
+    /// Tail bound B: the splines act on [−B, B].
+    public let tailBound: Float
+
+    public init(name: String, mask: [Float], contextFeatures: Int = 0, hidden: [Int] = [64, 64],
+                activation: UnaryOp = .relu, bins: Int = 8, tailBound: Float = 3) {
+        self.name = name
+        self.mask = mask
+        self.contextFeatures = contextFeatures
+        self.hidden = hidden
+        self.activation = activation
+        self.bins = bins
+        self.tailBound = tailBound
+    }
+
+    var features: Int { mask.count }
+    var parametersPerFeature: Int { RationalQuadraticSpline.parameterCount(bins: bins) }
+    var net: MLP {
+        MLP(name: name + ".net", widths: [features + contextFeatures] + hidden + [features * parametersPerFeature],
+            activation: activation)
+    }
+
+    /// The offset added to the last layer's bias: log(exp(1 − min_d) − 1) in the derivative slots,
+    /// 0 in the width and height slots.
+    ///
+    /// Identity start: the last layer starts at zero weights and zero bias (as AffineCoupling), so
+    /// the raw widths and heights are 0 and the bins uniform (slope 1). Raw derivatives of 0 would
+    /// give interior derivatives min_d + softplus(0) ≈ 0.694, a wavy non-identity start; so the
+    /// effective bias is the parameter plus this constant, which gives every interior derivative
+    /// exactly nflows' boundary value min_d + softplus(log(exp(1 − min_d) − 1)) = 1 and makes a new
+    /// layer the identity. Adding a constant to the bias is the same as initializing the bias at
+    /// that constant (the gradients w.r.t. the parameter are unchanged) but needs no per-slot
+    /// initializer, and checkpoints store the parameter, so they stay comparable with zero-init.
+    var biasOffset: [Float] {
+        let k = bins, raw = RationalQuadraticSpline.unitDerivativeRaw
+        var offset = [Float](repeating: 0, count: features * parametersPerFeature)
+        for j in 0..<features {
+            for i in 0..<(k - 1) { offset[j * parametersPerFeature + 2 * k + i] = raw }
+        }
+        return offset
+    }
+
+    /// The factor of each output of the last layer: 1/√(last hidden width) for the raw widths and
+    /// heights, 1 for the raw derivatives. nflows' PiecewiseRationalQuadraticCouplingTransform
+    /// divides the raw widths and heights by √hidden_features before the softmax (so that they
+    /// start small); folding the factor into the last layer's weight and bias computes the same
+    /// function with the same gradients, at a cost independent of the batch.
+    var outputScale: [Float] {
+        let k = bins, scale = 1 / Float(hidden.last ?? 1).squareRoot()
+        var factor = [Float](repeating: 1, count: features * parametersPerFeature)
+        for j in 0..<features {
+            for i in 0..<(2 * k) { factor[j * parametersPerFeature + i] = scale }
+        }
+        return factor
+    }
+
+    /// The raw spline parameters from the pass-through features and the context.
+    func splineParameters(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> Tensor {
+        let masked = try graph.mask(x, mask)
+        var input = masked
+        if let context { input = try graph.concat([masked, context]) }
+        let widths = net.widths
+        var h = input
+        for layer in 0..<(widths.count - 1) {
+            let last = layer == widths.count - 2
+            let bound = 1 / Float(widths[layer]).squareRoot()
+            var w = graph.parameter(net.weightName(layer), rows: widths[layer], cols: widths[layer + 1],
+                                    initializer: last ? .zeros : .uniform(bound: bound))
+            var b = graph.parameter(net.biasName(layer), rows: 1, cols: widths[layer + 1],
+                                    initializer: last ? .zeros : .uniform(bound: bound))
+            if last {
+                let n = widths[layer + 1]
+                let scale = graph.constant(outputScale, rows: 1, cols: n)
+                w = try graph.multiply(w, scale)
+                b = try graph.add(try graph.multiply(b, scale), graph.constant(biasOffset, rows: 1, cols: n))
+            }
+            h = try graph.linear(h, weight: w, bias: b, activation: last ? .identity : activation)
+        }
+        return h
+    }
+
+    public func forward(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> (output: Tensor, logDeterminant: Tensor) {
+        let params = try splineParameters(x, context: context, in: graph)
+        let out = try graph.apply(RQSplineOp(inverse: false, bins: bins, tailBound: tailBound),
+                                  [x, params, graph.constant(mask, rows: 1, cols: features)])
+        return (out[0], out[1])
+    }
+
+    public func inverse(_ y: Tensor, context: Tensor?, in graph: Graph) throws -> (output: Tensor, logDeterminant: Tensor) {
+        let params = try splineParameters(y, context: context, in: graph)
+        let out = try graph.apply(RQSplineOp(inverse: true, bins: bins, tailBound: tailBound),
+                                  [y, params, graph.constant(mask, rows: 1, cols: features)])
+        return (out[0], out[1])
+    }
+}
