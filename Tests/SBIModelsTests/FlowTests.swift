@@ -140,7 +140,7 @@ final class FlowTests: XCTestCase {
     func testWholeFlowsInvertAndAgreeAcrossBackends() throws {
         var results: [[Float]] = []
         for backend in try modelBackends() {
-            for kind in [FlowConfiguration.Kind.realnvp, .maf] {
+            for kind in [FlowConfiguration.Kind.realnvp, .maf, .nsf] {
                 var configuration = FlowConfiguration(kind: kind, features: 3, contextFeatures: 2)
                 configuration.hidden = [16, 16]
                 configuration.transforms = 3
@@ -154,8 +154,8 @@ final class FlowTests: XCTestCase {
                 results.append(evaluated)
             }
         }
-        if results.count == 4 {
-            for (a, b) in zip(results[0] + results[1], results[2] + results[3]) {
+        if results.count == 6 {
+            for (a, b) in zip(results[0] + results[1] + results[2], results[3] + results[4] + results[5]) {
                 XCTAssertEqual(a, b, accuracy: 1e-2 * max(1, abs(a)), "backends disagree")
             }
         }
@@ -164,7 +164,7 @@ final class FlowTests: XCTestCase {
     /// q integrates to 1 over a grid, for D = 1 (trapezoid, 4001 points) and D = 2 (401² points).
     func testDensitiesIntegrateToOne() throws {
         let backend = CPUBackend()
-        for kind in [FlowConfiguration.Kind.realnvp, .maf] {
+        for kind in [FlowConfiguration.Kind.realnvp, .maf, .nsf] {
             for d in [1, 2] {
                 var configuration = FlowConfiguration(kind: kind, features: d)
                 configuration.hidden = [16]
@@ -202,10 +202,10 @@ final class FlowTests: XCTestCase {
         let test = mixtureSamples(4000, d: 2, seed: 22)
         let truth = stride(from: 0, to: test.count, by: 2).map { mixtureLogDensity(test[$0], test[$0 + 1]) }
         let trueMean = truth.reduce(0, +) / Double(truth.count)
-        for kind in [FlowConfiguration.Kind.realnvp, .maf] {
+        for kind in [FlowConfiguration.Kind.realnvp, .maf, .nsf] {
             var configuration = FlowConfiguration(kind: kind, features: 2)
             configuration.hidden = [64, 64]
-            configuration.transforms = kind == .maf ? 5 : 6
+            configuration.transforms = kind == .realnvp ? 6 : 5
             configuration.seed = 4
             let estimator = try Estimators.makeFlow(configuration, backend: backend)
             try estimator.fit(train, context: nil, configuration: TrainingConfiguration(

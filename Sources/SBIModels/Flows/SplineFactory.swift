@@ -1,8 +1,7 @@
-import SBIBackend
-
 extension FlowConfiguration {
-    /// Neural-spline coupling; replaced by the real layer once SplineCoupling lands.
+    /// The neural-spline coupling of transform `name` (nsf).
     func makeSplineCoupling(name: String, mask: [Float]) throws -> Bijector {
-        throw SBIError.invalidArgument("the nsf estimator is not available in this build")
+        SplineCoupling(name: name, mask: mask, contextFeatures: contextFeatures, hidden: hidden,
+                       activation: unaryActivation, bins: bins, tailBound: tailBound)
     }
 }

@@ -1,0 +1,157 @@
+import Foundation
+import SBIBackend
+
+/// Many chains of coordinate-wise slice sampling (Neal 2003: stepping out, then shrinkage) run in
+/// lock step, so that every density evaluation is one batched call over all chains — on the
+/// device, one plan replay per step instead of one per chain. Chains that finished a phase keep
+/// their state while the others go on.
+public struct SliceSampler {
+    public var chains = 64
+    public var warmup = 200
+    public var thinning = 1
+    /// Stepping-out expansions per side, and shrinkage steps, before a chain gives up a move.
+    public var maxSteps = 20
+    public var seed: UInt64 = 0
+
+    public init(chains: Int = 64, warmup: Int = 200, thinning: Int = 1, seed: UInt64 = 0) {
+        self.chains = chains
+        self.warmup = warmup
+        self.thinning = thinning
+        self.seed = seed
+    }
+
+    public struct Result {
+        /// count × dimension, chains interleaved: draw i of every chain, then draw i + 1.
+        public let samples: [Float]
+        /// Split-R̂ of each dimension over the kept draws (≈ 1 when the chains agree).
+        public let rHat: [Double]
+        /// Density evaluations (batched calls) spent.
+        public let evaluations: Int
+    }
+
+    /// Draws `count` samples from exp(logDensity) starting from `initial` (chains × dimension).
+    /// `logDensity` receives chains × dimension values and returns one log density per chain.
+    public func run(count: Int, dimension d: Int, initial: [Float],
+                    logDensity: ([Float]) throws -> [Double]) throws -> Result {
+        guard initial.count == chains * d else {
+            throw SBIError.sizeMismatch("slice sampler: \(initial.count / max(d, 1)) initial points for \(chains) chains")
+        }
+        var theta = initial
+        var logp = try logDensity(theta)
+        var evaluations = 1
+        guard logp.allSatisfy({ $0 > -Double.infinity }) else {
+            throw SBIError.invalidArgument("slice sampler: an initial point has zero density")
+        }
+        var counter: UInt64 = 0
+        func uniform() -> Double {
+            counter += 1
+            return Double(Philox.unit(Philox.word(at: counter, seed: seed)))
+        }
+        // Initial bracket widths from the spread of the starting points.
+        var width = (0..<d).map { j -> Double in
+            let values = (0..<chains).map { Double(theta[$0 * d + j]) }
+            let mean = values.reduce(0, +) / Double(chains)
+            let sd = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(chains - 1, 1))).squareRoot()
+            return sd > 0 ? 2 * sd : 0.1
+        }
+        let perChain = (count + chains - 1) / chains
+        let iterations = warmup + perChain * thinning
+        var kept: [[Float]] = []
+        var history: [[Float]] = []
+        for iteration in 0..<iterations {
+            for j in 0..<d {
+                let level = (0..<chains).map { logp[$0] + Foundation.log(uniform()) }
+                let centre = (0..<chains).map { Double(theta[$0 * d + j]) }
+                var left = (0..<chains).map { centre[$0] - width[j] * uniform() }
+                var right = left.map { $0 + width[j] }
+                func evaluate(at positions: [Double]) throws -> [Double] {
+                    var point = theta
+                    for c in 0..<chains { point[c * d + j] = Float(positions[c]) }
+                    evaluations += 1
+                    return try logDensity(point)
+                }
+                // Stepping out, both sides, all chains together.
+                var expandLeft = [Bool](repeating: true, count: chains), expandRight = expandLeft
+                for _ in 0..<maxSteps {
+                    guard expandLeft.contains(true) else { break }
+                    let values = try evaluate(at: left)
+                    for c in 0..<chains where expandLeft[c] {
+                        if values[c] > level[c] { left[c] -= width[j] } else { expandLeft[c] = false }
+                    }
+                }
+                for _ in 0..<maxSteps {
+                    guard expandRight.contains(true) else { break }
+                    let values = try evaluate(at: right)
+                    for c in 0..<chains where expandRight[c] {
+                        if values[c] > level[c] { right[c] += width[j] } else { expandRight[c] = false }
+                    }
+                }
+                // Shrinkage until every chain accepts a point inside its slice.
+                var active = [Bool](repeating: true, count: chains)
+                var proposal = centre
+                var bracket = [Double](repeating: 0, count: chains)
+                for _ in 0..<(4 * maxSteps) {
+                    guard active.contains(true) else { break }
+                    for c in 0..<chains where active[c] { proposal[c] = left[c] + uniform() * (right[c] - left[c]) }
+                    let values = try evaluate(at: proposal)
+                    for c in 0..<chains where active[c] {
+                        if values[c] > level[c] {
+                            theta[c * d + j] = Float(proposal[c])
+                            logp[c] = values[c]
+                            bracket[c] = right[c] - left[c]
+                            active[c] = false
+                        } else if proposal[c] < centre[c] {
+                            left[c] = proposal[c]
+                        } else {
+                            right[c] = proposal[c]
+                        }
+                    }
+                }
+                // Warm-up tunes the initial bracket to the typical slice width.
+                if iteration < warmup {
+                    let accepted = bracket.filter { $0 > 0 }
+                    if !accepted.isEmpty { width[j] = 0.5 * width[j] + 0.5 * accepted.reduce(0, +) / Double(accepted.count) }
+                }
+            }
+            if iteration >= warmup && (iteration - warmup) % thinning == 0 {
+                kept.append(theta)
+            }
+            history.append(theta)
+        }
+        var samples: [Float] = []
+        samples.reserveCapacity(count * d)
+        outer: for draw in kept {
+            for c in 0..<chains {
+                if samples.count == count * d { break outer }
+                samples += draw[(c * d)..<((c + 1) * d)]
+            }
+        }
+        return Result(samples: samples, rHat: SliceSampler.splitRHat(kept, chains: chains, dimension: d),
+                      evaluations: evaluations)
+    }
+
+    /// Split-R̂ (Gelman et al., BDA3 §11.4): each chain's draws halved, then between- against
+    /// within-chain variance per dimension.
+    public static func splitRHat(_ draws: [[Float]], chains: Int, dimension d: Int) -> [Double] {
+        let n = draws.count / 2
+        guard n >= 2 else { return Array(repeating: .nan, count: d) }
+        return (0..<d).map { j in
+            var means: [Double] = [], variances: [Double] = []
+            for c in 0..<chains {
+                for half in 0..<2 {
+                    let values = (0..<n).map { Double(draws[half * n + $0][c * d + j]) }
+                    let mean = values.reduce(0, +) / Double(n)
+                    means.append(mean)
+                    variances.append(values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n - 1))
+                }
+            }
+            let m = Double(means.count)
+            let grand = means.reduce(0, +) / m
+            let between = Double(n) * means.reduce(0) { $0 + ($1 - grand) * ($1 - grand) } / (m - 1)
+            let within = variances.reduce(0, +) / m
+            guard within > 0 else { return 1 }
+            let pooled = Double(n - 1) / Double(n) * within + between / Double(n)
+            return (pooled / within).squareRoot()
+        }
+    }
+}
