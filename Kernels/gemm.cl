@@ -14,6 +14,12 @@
 //                 cooperatively with coalesced reads (GPUs); 0: every item reads the operand
 //                 straight from global memory (CPUs, where local memory is ordinary memory and
 //                 the barriers cost more than the reuse gains)
+//   KSYNC         1: a barrier after every k step even without local tiles. PoCL runs a work-group's
+//                 items one after another between barriers, so this makes the whole group finish
+//                 step k0 before any item starts the next: the group's KWG-deep slices of A and B
+//                 are reused from cache (k-blocking, as BLAS does) instead of each item streaming
+//                 its full K-long strips. Pointless on GPUs.
+// The inner k loop is unrolled by up to 32 steps.
 // Requirements: MWG % MDIMC == 0, NWG % (NDIMC·VWN) == 0.
 // Any M, N, K works: the global size is padded to whole tiles; out-of-range rows and columns are
 // read clamped to the last valid one (they only feed outputs that are never stored), local tiles
@@ -48,6 +54,9 @@
 #endif
 #ifndef SB
 #define SB 1
+#endif
+#ifndef KSYNC
+#define KSYNC 0
 #endif
 #define WPTM (MWG / MDIMC)
 #define WPTN (NWG / NDIMC)
@@ -238,7 +247,7 @@ __kernel void gemm_tiled(int M, int N, int K, float alpha,
 #if !SB && !TRANS_B
         if (interiorN) {
             if (kLeft >= KWG) {
-#pragma unroll
+#pragma unroll 32
                 for (int p = 0; p < KWG; ++p) GEMM_STEP(p, GET_B)
             } else {
                 for (int p = 0; p < kLeft; ++p) GEMM_STEP(p, GET_B)
@@ -248,13 +257,13 @@ __kernel void gemm_tiled(int M, int N, int K, float alpha,
         }
 #else
         if (kLeft >= KWG) {
-#pragma unroll
+#pragma unroll 32
             for (int p = 0; p < KWG; ++p) GEMM_STEP(p, GET_B)
         } else {
             for (int p = 0; p < kLeft; ++p) GEMM_STEP(p, GET_B)
         }
 #endif
-#if SA || SB
+#if SA || SB || KSYNC
         barrier(CLK_LOCAL_MEM_FENCE);
 #endif
     }
