@@ -4,5 +4,5 @@ import SBIBackend
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the engine's speed.",
-        subcommands: [BenchGEMM.self, BenchGraph.self])
+        subcommands: [BenchGEMM.self, BenchGraph.self, BenchFlows.self])
 }

@@ -81,4 +81,20 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
         }
         return Flow(bijectors: bijectors, features: features, contextFeatures: contextFeatures)
     }
+
+    /// The pixel-space benchmark flow of `sbi-gpu bench flows --spec mlp` (and of
+    /// Benchmarks/reference/realnvp_mlp.py): RealNVP on side² pixels, `layers` affine couplings
+    /// with alternating checkerboard masks, nets D → hidden → hidden → 2D with ReLU,
+    /// s = tanh(raw s), no ActNorm, no permutations.
+    public static func benchmarkRealNVP(side: Int, layers: Int = 8, hidden: Int = 1024) -> FlowConfiguration {
+        var configuration = FlowConfiguration(kind: .realnvp, features: side * side)
+        configuration.transforms = layers
+        configuration.hidden = [hidden, hidden]
+        configuration.mask = .checkerboard
+        configuration.imageSide = side
+        configuration.permutation = "none"
+        configuration.actNorm = false
+        configuration.scaleBound = 1
+        return configuration
+    }
 }

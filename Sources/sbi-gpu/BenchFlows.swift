@@ -1,0 +1,272 @@
+import ArgumentParser
+import Foundation
+import SBIBackend
+import SBIGraph
+import SBIModels
+
+/// `sbi-gpu bench flows`: pixel-space flow throughput — training steps, log-prob and sampling in
+/// images per second — with GFLOP/s against the backend's measured GEMM ceiling, and PyTorch
+/// running the same spec side by side when it is installed.
+struct BenchFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flows",
+        abstract: "Images/s of an MLP-coupling RealNVP for training, log-prob and sampling, against PyTorch.",
+        discussion: """
+            Spec "mlp": D = side² pixels; 8 affine coupling layers with alternating checkerboard \
+            masks; each coupling net an MLP D → 1024 → 1024 → 2D with ReLU; s = tanh(raw s); \
+            standard-normal base; Adam; float32. After --warmups untimed runs, the median of \
+            --repeats timed runs, each ending in a device synchronization. GFLOP/s counts the \
+            GEMMs (a training step is 3× the forward's); the ceiling is cblas_sgemm on the CPU and \
+            the best measured GEMM on an OpenCL device, both at the 256×1024×1024 product. With \
+            --torch (default when python3 can import torch) Benchmarks/reference/realnvp_mlp.py \
+            runs the same spec with the same thread count.
+            """)
+
+    @Option(name: .long, help: "The benchmark spec (only `mlp` exists so far).") var spec = "mlp"
+    @Option(name: .long, parsing: .singleValue, help: "Image side; repeat for several. Default 16, 28, 32, 64.")
+    var side: [Int] = []
+    @Option(name: .long, parsing: .singleValue, help: "Backend: an OpenCL device index, `cpu` or `auto`; repeat for several. Default: CPU and every OpenCL device.")
+    var device: [DeviceSelection] = []
+    @Option(name: .long, help: "Images per batch.") var batch = 256
+    @Option(name: .long, help: "Coupling layers.") var layers = 8
+    @Option(name: .long, help: "Hidden width of the coupling nets.") var hidden = 1024
+    @Option(name: .long, help: "Timed repeats; the median is reported.") var repeats = 5
+    @Option(name: .long, help: "Untimed runs first (kernel compilation, caches).") var warmups = 2
+    @Option(name: .long, help: "Run the PyTorch reference: yes, no or auto (when torch imports).") var torch = "auto"
+    @Option(name: .long, help: "Write the JSON results with a machine description to this file as well.") var results: String?
+    @Flag(name: .long, help: "Print JSON instead of a Markdown table.") var json = false
+
+    func validate() throws {
+        guard spec == "mlp" else { throw ValidationError("--spec \(spec): only `mlp` is implemented") }
+        guard batch > 0, layers > 0, hidden > 0, repeats > 0, warmups >= 0 else {
+            throw ValidationError("--batch, --layers, --hidden and --repeats must be positive")
+        }
+        guard ["yes", "no", "auto"].contains(torch) else { throw ValidationError("--torch takes yes, no or auto") }
+    }
+
+    func run() throws {
+        let sides = side.isEmpty ? [16, 28, 32, 64] : side
+        var selections = device
+        if selections.isEmpty { selections = [.cpu] + OpenCLDevice.all().map { .openCL($0.index) } }
+        var rows: [FlowBenchmarkRow] = []
+        for selection in selections {
+            let (backend, notice) = try selection.makeBackend()
+            if let notice { printError("notice: \(notice)") }
+            let ceiling = try gemmCeiling(backend)
+            for s in sides {
+                printError("bench flows: \(backend.kind) (\(backend.deviceName)) side \(s)…")
+                rows.append(try measure(backend: backend, side: s, ceiling: ceiling))
+            }
+        }
+        if torch != "no" {
+            if let reference = try? runTorch(sides: sides) {
+                rows += reference
+            } else if torch == "yes" {
+                throw ValidationError("--torch yes: the PyTorch reference did not run (is torch installed?)")
+            } else {
+                printError("notice: PyTorch not importable; reference rows skipped")
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let results {
+            let document = FlowBenchmarkResults(machine: MachineDescription.current(), rows: rows)
+            try atomicWrite(try encoder.encode(document), to: URL(fileURLWithPath: results))
+        }
+        if json {
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+        } else {
+            print(FlowBenchmarkRow.markdown(rows))
+        }
+    }
+
+    /// The backend's GEMM ceiling at the coupling nets' dominant product.
+    func gemmCeiling(_ backend: Backend) throws -> Double {
+        let timing = try GEMMBenchmark.measure(backend, GEMMShape(m: batch, n: hidden, k: hidden), warmups: 1, repeats: 3)
+        return backend is CPUBackend ? timing.cblasGflops : timing.gflops
+    }
+
+    func measure(backend: Backend, side: Int, ceiling: Double) throws -> FlowBenchmarkRow {
+        let d = side * side
+        let flow = try FlowConfiguration.benchmarkRealNVP(side: side, layers: layers, hidden: hidden).makeFlow()
+        // Training: −mean log q, gradients, one Adam launch over all parameters.
+        let graph = Graph()
+        let x = graph.input("x", rows: batch, cols: d)
+        let loss = try graph.affine(try graph.mean(try flow.logProb(x, context: nil, in: graph)), scale: -1, shift: 0)
+        let parameters = graph.parameters
+        let gradients = try graph.gradients(of: loss, with: parameters.map(\.tensor))
+        let store = try ParameterStore(graph: graph, backend: backend, seed: 1)
+        let train = try Plan(graph: graph, backend: backend, outputs: [loss], parameters: store,
+                             gradients: zip(gradients, parameters).map { ($0, $1.name) })
+        try backend.fillUniform(try train.view(of: x), seed: 2, offset: 0, low: -1, high: 1)
+        var step = 0
+        let trainSeconds = try time(backend) {
+            try train.run()
+            step += 1
+            try backend.adamStep(parameters: store.values.view, gradients: store.gradients.view,
+                                 firstMoment: store.firstMoment.view, secondMoment: store.secondMoment.view,
+                                 hyper: AdamHyperparameters(learningRate: 1e-4, step: step),
+                                 gradientSquaredNorm: nil, maxGradientNorm: 0)
+        }
+        // Log-prob alone.
+        let lg = Graph()
+        let lx = lg.input("x", rows: batch, cols: d)
+        let logq = try flow.logProb(lx, context: nil, in: lg)
+        let logProbPlan = try Plan(graph: lg, backend: backend, outputs: [logq], parameters: store)
+        try backend.fillUniform(try logProbPlan.view(of: lx), seed: 3, offset: 0, low: -1, high: 1)
+        let logProbSeconds = try time(backend) { try logProbPlan.run() }
+        // Sampling: fresh noise each run, then the inverse pass.
+        let sg = Graph()
+        let noise = sg.input("noise", rows: batch, cols: d)
+        let (samples, _) = try flow.sample(noise: noise, context: nil, in: sg)
+        let samplePlan = try Plan(graph: sg, backend: backend, outputs: [samples], parameters: store)
+        var draw: UInt64 = 0
+        let sampleSeconds = try time(backend) {
+            try backend.fillNormal(try samplePlan.view(of: noise), seed: 4, offset: draw, mean: 0, std: 1)
+            draw += UInt64(batch * d)
+            try samplePlan.run()
+        }
+        let perImage: Int = d * hidden + hidden * hidden + hidden * 2 * d
+        let forwardFlops: Double = Double(layers) * 2 * Double(batch) * Double(perImage)
+        let trainGflops = 3 * forwardFlops / trainSeconds / 1e9
+        let storeBytes = 4 * store.count * 4
+        return FlowBenchmarkRow(
+            spec: spec, side: side, backend: backend.kind, device: backend.deviceName, batch: batch,
+            trainImagesPerSecond: Double(batch) / trainSeconds,
+            logProbImagesPerSecond: Double(batch) / logProbSeconds,
+            sampleImagesPerSecond: Double(batch) / sampleSeconds,
+            peakBytes: max(train.peakBytes, logProbPlan.peakBytes, samplePlan.peakBytes) + storeBytes,
+            processPeakBytes: MachineDescription.maxResidentBytes(),
+            trainGflops: trainGflops, logProbGflops: forwardFlops / logProbSeconds / 1e9,
+            gemmCeilingGflops: ceiling, trainFractionOfCeiling: trainGflops / ceiling)
+    }
+
+    /// Median seconds of `body` over the repeats, each ending in a synchronization.
+    func time(_ backend: Backend, _ body: () throws -> Void) throws -> Double {
+        for _ in 0..<warmups { try body() }
+        try backend.synchronize()
+        var samples: [Double] = []
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            try backend.synchronize()
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return samples.sorted()[samples.count / 2]
+    }
+
+    func runTorch(sides: [Int]) throws -> [FlowBenchmarkRow] {
+        let script = try referenceScript()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var arguments: [String] = ["python3", script.path, "bench", "--sides"]
+        arguments += sides.map { String($0) }
+        arguments += ["--batch", String(batch), "--layers", String(layers), "--hidden", String(hidden)]
+        arguments += ["--repeats", String(repeats), "--warmups", String(warmups)]
+        arguments += ["--threads", String(ProcessInfo.processInfo.activeProcessorCount)]
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("reference exited \(process.terminationStatus)") }
+        return try JSONDecoder().decode([FlowBenchmarkRow].self, from: data)
+    }
+
+    func referenceScript() throws -> URL {
+        let candidates = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
+            + [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+        for base in candidates {
+            var dir = base
+            for _ in 0..<5 {
+                let url = dir.appendingPathComponent("Benchmarks/reference/realnvp_mlp.py")
+                if FileManager.default.fileExists(atPath: url.path) { return url }
+                dir = dir.deletingLastPathComponent()
+            }
+        }
+        throw ValidationError("Benchmarks/reference/realnvp_mlp.py not found from the working directory")
+    }
+}
+
+/// One row of `bench flows`.
+struct FlowBenchmarkRow: Codable {
+    var spec: String
+    var side: Int
+    var backend: String
+    var device: String
+    var batch: Int
+    var trainImagesPerSecond: Double
+    var logProbImagesPerSecond: Double
+    var sampleImagesPerSecond: Double
+    var peakBytes: Int
+    var processPeakBytes: Int?
+    var trainGflops: Double?
+    var logProbGflops: Double?
+    var gemmCeilingGflops: Double?
+    var trainFractionOfCeiling: Double?
+
+    static func markdown(_ rows: [FlowBenchmarkRow]) -> String {
+        var lines = ["| spec | side | backend | device | train img/s | log-prob img/s | sample img/s | train GFLOP/s (of ceiling) | peak MiB | vs PyTorch (train / log-prob / sample) |",
+                     "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in rows {
+            let torch = rows.first { $0.backend == "pytorch" && $0.side == row.side }
+            let ratio = torch.map { t in
+                String(format: "%.2f× / %.2f× / %.2f×", row.trainImagesPerSecond / t.trainImagesPerSecond,
+                       row.logProbImagesPerSecond / t.logProbImagesPerSecond, row.sampleImagesPerSecond / t.sampleImagesPerSecond)
+            } ?? "–"
+            let flops = row.trainGflops.map { g in
+                String(format: "%.0f", g) + (row.trainFractionOfCeiling.map { String(format: " (%.0f%%)", 100 * $0) } ?? "")
+            } ?? "–"
+            lines.append("| \(row.spec) | \(row.side) | \(row.backend) | \(row.device) | "
+                         + String(format: "%.0f | %.0f | %.0f | ", row.trainImagesPerSecond, row.logProbImagesPerSecond, row.sampleImagesPerSecond)
+                         + flops + String(format: " | %.0f | ", Double(row.peakBytes) / 1_048_576)
+                         + (row.backend == "pytorch" ? "1" : ratio) + " |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+struct FlowBenchmarkResults: Codable {
+    var machine: MachineDescription
+    var rows: [FlowBenchmarkRow]
+}
+
+/// What machine a result came from.
+struct MachineDescription: Codable {
+    var cpu: String
+    var cores: Int
+    var memoryBytes: UInt64
+    var openCLDevices: [String]
+    var os: String
+    var date: String
+
+    static func current() -> MachineDescription {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        return MachineDescription(
+            cpu: model, cores: ProcessInfo.processInfo.activeProcessorCount,
+            memoryBytes: ProcessInfo.processInfo.physicalMemory,
+            openCLDevices: OpenCLDevice.all().map { "\($0.platformName) | \($0.name) | driver \($0.driverVersion)" },
+            os: ProcessInfo.processInfo.operatingSystemVersionString,
+            date: ISO8601DateFormatter().string(from: Date()))
+    }
+
+    /// The process's peak resident set size.
+    static func maxResidentBytes() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
+    }
+}
+
+/// Writes through a temporary file in the same directory, then renames.
+func atomicWrite(_ data: Data, to url: URL) throws {
+    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
+    try data.write(to: temporary)
+    guard rename(temporary.path, url.path) == 0 else {
+        try? FileManager.default.removeItem(at: temporary)
+        throw ValidationError("cannot write \(url.path): \(String(cString: strerror(errno)))")
+    }
+}
