@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import SBIBackend
+import SBIGraph
+import SBIInference
+
+/// A row-major matrix read from a .npy file (images are flattened: rows × pixels).
+struct Matrix {
+    var values: [Float]
+    var rows: Int
+    var cols: Int
+    var shape: [Int]
+
+    /// Reads `path` (a .npy file, or NAME from a .npz as `file.npz:NAME`) as `rows × cols`.
+    static func load(_ path: String, option: String) throws -> Matrix {
+        let array: NumPyArray
+        do {
+            if let colon = path.range(of: ".npz:") {
+                let file = String(path[..<colon.lowerBound]) + ".npz"
+                array = try NumPyArchive(URL(fileURLWithPath: file)).array(named: String(path[colon.upperBound...]))
+            } else {
+                array = try NumPy.read(URL(fileURLWithPath: path))
+            }
+        } catch {
+            throw ValidationError("\(option) \(path): \(error)")
+        }
+        let shape = array.shape
+        guard let rows = shape.first, rows > 0 else {
+            throw ValidationError("\(option) \(path): expected an array with at least one row, got shape \(shape)")
+        }
+        let values: [Float]
+        do { values = try array.floats() } catch { throw ValidationError("\(option) \(path): \(error)") }
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            let cols = max(1, values.count / rows)
+            throw ValidationError("\(option) \(path): row \(bad / cols) holds a non-finite value (NaN or inf); remove or impute such rows")
+        }
+        return Matrix(values: values, rows: rows, cols: values.count / rows, shape: shape)
+    }
+
+    func write(to path: String) throws {
+        try Matrix.write(values, rows: rows, cols: cols, to: path)
+    }
+
+    static func write(_ values: [Float], rows: Int, cols: Int, to path: String) throws {
+        try NumPy.write(try NumPyArray(floats: values, shape: [rows, cols]), to: URL(fileURLWithPath: path))
+    }
+}
+
+/// The options every training command shares.
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Maximum passes over the training data.") var epochs = 300
+    @Option(help: "Rows per gradient step.") var batchSize: Int?
+    @Option(help: "Adam's learning rate.") var learningRate: Float = 1e-3
+    @Option(help: "Share of the rows held out for validation and early stopping.") var validationFraction = 0.1
+    @Option(help: "Stop after this many epochs without a better validation loss.") var patience = 20
+    @Option(help: "Seed of every random choice (initialization, split, shuffling, simulations).") var seed: UInt64 = 0
+    @Flag(help: "Continue from RUN/checkpoint.safetensors if a killed run left one.") var resume = false
+    @Flag(help: "No progress output.") var quiet = false
+
+    func validate() throws {
+        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
+        if let batchSize, batchSize <= 0 { throw ValidationError("--batch-size must be positive") }
+        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") }
+        guard validationFraction >= 0, validationFraction < 1 else { throw ValidationError("--validation-fraction must be in [0, 1)") }
+        guard patience > 0 else { throw ValidationError("--patience must be positive") }
+    }
+
+    /// Large datasets get larger batches: the device stays busy and an epoch costs fewer steps.
+    func configuration(rows: Int) -> TrainingConfiguration {
+        let batch = batchSize ?? (rows >= 50_000 ? 512 : (rows >= 2_000 ? 256 : max(16, rows / 10)))
+        return TrainingConfiguration(epochs: epochs, batchSize: batch, learningRate: learningRate,
+                                     maxGradientNorm: 5, schedule: .constant,
+                                     validationFraction: validationFraction, patience: patience, seed: seed)
+    }
+}
+
+/// A one-line progress bar on stderr: epoch, losses, elapsed time and ETA.
+final class ProgressBar {
+    let total: Int
+    let quiet: Bool
+    let interactive = isatty(STDERR_FILENO) != 0
+    let started = Date()
+
+    init(total: Int, quiet: Bool) {
+        self.total = total
+        self.quiet = quiet
+    }
+
+    func update(_ record: EpochRecord) {
+        guard !quiet else { return }
+        let elapsed = Date().timeIntervalSince(started)
+        let eta = elapsed / Double(record.epoch) * Double(total - record.epoch)
+        let width = 24, filled = min(width, width * record.epoch / max(total, 1))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let line = String(format: "epoch %4d/%d ", record.epoch, total) + bar
+            + String(format: " loss %.4f  val %.4f  %.0fs elapsed, ≤%.0fs left",
+                     record.trainingLoss, record.validationLoss, elapsed, eta)
+        if interactive {
+            FileHandle.standardError.write(Data(("\r" + line).utf8))
+        } else if record.epoch % 10 == 0 || record.epoch == 1 {
+            printError(line)
+        }
+    }
+
+    func finish(_ message: String) {
+        guard !quiet else { return }
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+        printError(message)
+    }
+}
+
+/// Creates a run directory (and parents); refuses a path that is a file.
+func makeDirectory(_ path: String) throws -> URL {
+    let url = URL(fileURLWithPath: path, isDirectory: true)
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        throw ValidationError("--out \(path): exists and is not a directory")
+    }
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func writeJSON<T: Encodable>(_ value: T, to url: URL) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    try atomicWrite(try encoder.encode(value), to: url)
+}

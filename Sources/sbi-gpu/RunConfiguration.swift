@@ -1,0 +1,46 @@
+import Foundation
+import SBIInference
+
+/// RUN/config.json: what `train` did, so that `sample`, `log-prob` and `diagnose` know the
+/// method, the prior and the shapes without being told again.
+struct RunConfiguration: Codable {
+    var method: String
+    var estimator: String
+    var task: String?
+    var thetaFile: String?
+    var xFile: String?
+    var simulations: Int
+    var parameterNames: [String]
+    var thetaDimension: Int
+    var observationShape: [Int]
+    var prior: Prior
+    var priorSource: String
+    var device: String
+    var epochs: Int
+    var batchSize: Int
+    var learningRate: Float
+    var validationFraction: Double
+    var patience: Int
+    var seed: UInt64
+    var hidden: [Int]
+    var transforms: Int
+    var trainingSeconds: Double?
+    var epochsRun: Int?
+    var bestValidationLoss: Double?
+
+    static func load(run: String) throws -> (RunConfiguration, URL) {
+        let directory = URL(fileURLWithPath: run, isDirectory: true)
+        let url = directory.appendingPathComponent("config.json")
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ValidationError("--model \(run): \(url.path) is missing; point --model at a directory written by `sbi-gpu train`")
+        }
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { return (try decoder.decode(RunConfiguration.self, from: data), directory) } catch {
+            throw ValidationError("\(url.path): not a valid run configuration: \(error)")
+        }
+    }
+}
+
+import ArgumentParser

@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import SBIBackend
+import SBIGraph
+import SBIInference
+import SBIModels
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a neural posterior (NPE) or likelihood (NLE) estimator.",
+        discussion: """
+            Data: --theta T.npy and --x X.npy (rows are simulations; images may be N×H×W), or \
+            --data FILE.npz with members `theta` and `x`, or neither: then --task simulates \
+            --num-simulations pairs from a built-in simulator (\(Simulators.names.joined(separator: ", "))).
+            Writes RUN/model.safetensors (the estimator), RUN/checkpoint.safetensors (the last \
+            epoch, for --resume), RUN/config.json, RUN/history.csv and RUN/loss.svg.
+            """)
+
+    @OptionGroup var device: DeviceOptions
+    @Option(help: "npe (learn q(θ|x)) or nle (learn q(x|θ), sampled by MCMC).") var method = "npe"
+    @Option(help: "Density estimator: \(Estimators.names.joined(separator: ", ")).") var estimator = "nsf"
+    @Option(help: "Parameters θ, one row per simulation (.npy, or FILE.npz:NAME).") var theta: String?
+    @Option(help: "Simulated data x, one row (or image) per simulation.") var x: String?
+    @Option(help: "An .npz holding `theta` and `x`.") var data: String?
+    @Option(help: "Built-in task to simulate when no data is given.") var task = "two_moons"
+    @Option(help: "Simulations to draw for --task.") var numSimulations = 10_000
+    @Option(parsing: .singleValue, help: "Prior: \(Prior.specForms); repeat per dimension or give once to broadcast. Default: the task's prior, else a box around the training θ.")
+    var prior: [String] = []
+    @Option(help: "Output directory.") var out: String = "runs/latest"
+    @Option(help: "Hidden widths of the estimator's networks, comma-separated.") var hidden = "64,64"
+    @Option(help: "Flow transforms.") var transforms = 5
+    @Option(help: "Spline bins (nsf).") var bins = 8
+    @Option(help: "Mixture components (mdn, gmm).") var components = 10
+    @OptionGroup var training: TrainingOptions
+
+    func validate() throws {
+        guard ["npe", "nle"].contains(method) else { throw ValidationError("--method \(method): expected npe or nle") }
+        guard Estimators.names.contains(estimator) else {
+            throw ValidationError("--estimator \(estimator): expected one of \(Estimators.names.joined(separator: ", "))")
+        }
+        guard (theta == nil) == (x == nil) else { throw ValidationError("--theta and --x go together") }
+        guard data == nil || theta == nil else { throw ValidationError("give --data or --theta/--x, not both") }
+        guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }
+        _ = try hiddenWidths()
+    }
+
+    func hiddenWidths() throws -> [Int] {
+        let widths = hidden.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !widths.isEmpty, widths.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--hidden \(hidden): expected positive widths separated by commas, e.g. 64,64")
+        }
+        return widths
+    }
+
+    func run() throws {
+        let backend = try device.backend()
+        let started = Date()
+        // Data.
+        var thetaMatrix: Matrix, xMatrix: Matrix
+        var simulator: (any Simulator)?
+        if let theta, let x {
+            thetaMatrix = try Matrix.load(theta, option: "--theta")
+            xMatrix = try Matrix.load(x, option: "--x")
+        } else if let data {
+            thetaMatrix = try Matrix.load(data + ":theta", option: "--data")
+            xMatrix = try Matrix.load(data + ":x", option: "--data")
+        } else {
+            let sim = try Simulators.named(task)
+            simulator = sim
+            if !training.quiet { printError("simulating \(numSimulations) pairs of \(sim.name)…") }
+            let (t, xs) = try sim.sampleAndSimulate(count: numSimulations, seed: training.seed, backend: backend)
+            thetaMatrix = Matrix(values: t, rows: numSimulations, cols: sim.parameterDimension, shape: [numSimulations, sim.parameterDimension])
+            xMatrix = Matrix(values: xs, rows: numSimulations, cols: sim.observationDimension, shape: [numSimulations] + sim.observationShape)
+        }
+        guard thetaMatrix.rows == xMatrix.rows else {
+            throw ValidationError("θ has \(thetaMatrix.rows) rows but x has \(xMatrix.rows); each row of θ must pair with a row of x")
+        }
+        // Prior.
+        let resolvedPrior: Prior, priorSource: String
+        if !prior.isEmpty {
+            resolvedPrior = try Prior.parse(prior, dimension: thetaMatrix.cols, option: "--prior")
+            priorSource = "--prior"
+        } else if let simulator {
+            resolvedPrior = simulator.prior
+            priorSource = "task \(simulator.name)"
+        } else {
+            resolvedPrior = try Prior.inferred(fromTheta: thetaMatrix.values, dimension: thetaMatrix.cols)
+            priorSource = "inferred from θ"
+            if !training.quiet { printError("notice: no --prior given; using \(resolvedPrior) inferred from the training θ") }
+        }
+        // Estimator.
+        let (features, context) = method == "npe" ? (thetaMatrix.cols, xMatrix.cols) : (xMatrix.cols, thetaMatrix.cols)
+        let widths = try hiddenWidths()
+        let options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
+                                       seed: training.seed)
+        let model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
+        let directory = try makeDirectory(out)
+        let configuration = training.configuration(rows: thetaMatrix.rows)
+        let progress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
+        if !training.quiet {
+            printError("training \(method) with \(estimator) on \(backend.kind) (\(backend.deviceName)): \(thetaMatrix.rows) pairs, θ \(thetaMatrix.cols)-d, x \(xMatrix.cols)-d, batch \(configuration.batchSize)")
+        }
+        let checkpoint = directory.appendingPathComponent("checkpoint.safetensors")
+        let trainingStarted = Date()
+        let (y, c) = method == "npe" ? (thetaMatrix.values, xMatrix.values) : (xMatrix.values, thetaMatrix.values)
+        let history = try model.fit(y, context: c, configuration: configuration, checkpoint: checkpoint,
+                                    resume: training.resume, progress: progress.update)
+        let trainingSeconds = Date().timeIntervalSince(trainingStarted)
+        try model.save(to: directory.appendingPathComponent("model.safetensors"))
+
+        let best = history.map(\.validationLoss).min()
+        var run = RunConfiguration(
+            method: method, estimator: estimator, task: simulator?.name, thetaFile: theta ?? data, xFile: x ?? data,
+            simulations: thetaMatrix.rows,
+            parameterNames: simulator?.parameterNames ?? (0..<thetaMatrix.cols).map { "θ\($0 + 1)" },
+            thetaDimension: thetaMatrix.cols, observationShape: Array(xMatrix.shape.dropFirst()).isEmpty ? [1] : Array(xMatrix.shape.dropFirst()),
+            prior: resolvedPrior, priorSource: priorSource, device: "\(backend.kind): \(backend.deviceName)",
+            epochs: configuration.epochs, batchSize: configuration.batchSize, learningRate: configuration.learningRate,
+            validationFraction: configuration.validationFraction, patience: configuration.patience, seed: configuration.seed,
+            hidden: widths, transforms: transforms)
+        run.trainingSeconds = trainingSeconds
+        run.epochsRun = history.count
+        run.bestValidationLoss = best
+        try writeJSON(run, to: directory.appendingPathComponent("config.json"))
+        var csv = "epoch,training_loss,validation_loss,learning_rate,seconds\n"
+        for r in history { csv += "\(r.epoch),\(r.trainingLoss),\(r.validationLoss),\(r.learningRate),\(r.seconds)\n" }
+        try atomicWrite(Data(csv.utf8), to: directory.appendingPathComponent("history.csv"))
+        if !history.isEmpty {
+            try Plots.lossCurves(history: history).write(to: directory.appendingPathComponent("loss.svg"))
+        }
+        progress.finish(String(format: "trained %d epochs in %.1f s (%.1f s total); best validation loss %.4f; wrote ",
+                               history.count, trainingSeconds, Date().timeIntervalSince(started), best ?? .nan)
+                        + directory.path)
+    }
+}
