@@ -6,7 +6,7 @@ struct SBIGPU: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sbi-gpu",
         abstract: "Simulation-based inference on OpenCL devices, with an OpenBLAS CPU fallback.",
-        subcommands: [Simulate.self, Train.self, Sample.self, LogProb.self, ABC.self, Devices.self, Bench.self])
+        subcommands: [Simulate.self, Train.self, Sample.self, LogProb.self, Diagnose.self, ABC.self, Plot.self, Devices.self, Bench.self])
 }
 
 extension DeviceSelection: ExpressibleByArgument {
