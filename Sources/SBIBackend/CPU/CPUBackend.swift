@@ -11,8 +11,27 @@ public final class CPUBackend: Backend {
     /// `threads` pins OpenBLAS to that many threads; the default is the number of active cores,
     /// since oversubscribing a small machine costs more than it gains.
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        openblas_set_num_threads(Int32(max(1, threads)))
-        deviceName = "OpenBLAS (\(max(1, threads)) threads)"
+        self.threads = max(1, threads)
+        openblas_set_num_threads(Int32(self.threads))
+        blasThreads = self.threads
+        deviceName = "OpenBLAS (\(self.threads) threads)"
+    }
+
+    /// OpenBLAS threads for large products.
+    public let threads: Int
+    private var blasThreads: Int
+    /// Products below this many multiply-adds run on one thread: waking OpenBLAS's pool costs
+    /// more than it saves on the small matrices of density-estimator nets, and on a loaded
+    /// machine its spinning threads steal the cores the work needs.
+    public var singleThreadedGEMMWork = 1 << 21
+
+    /// Sets OpenBLAS's thread count for a product of m·n·k multiply-adds.
+    private func useThreads(forWork work: Int) {
+        let wanted = work < singleThreadedGEMMWork ? 1 : threads
+        if wanted != blasThreads {
+            openblas_set_num_threads(Int32(wanted))
+            blasThreads = wanted
+        }
     }
 
     public func makeBuffer(count: Int) throws -> Buffer {
@@ -77,6 +96,7 @@ public final class CPUBackend: Backend {
         if k == 0 {
             for i in 0..<(m * n) { pc[i] = beta == 0 ? 0 : beta * pc[i] }
         } else {
+            useThreads(forWork: m * n * k)
             cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
                         transposeB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha,
