@@ -1,4 +1,5 @@
 import Foundation
+import SBIBackend
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -412,47 +413,11 @@ public struct SafetensorsFile: Equatable, Sendable {
     /// Writes atomically: the bytes go to a temporary file in the same directory, which is flushed
     /// to disk and then renamed over `url`. A reader never sees a partly written file.
     public func write(to url: URL) throws {
-        let path = url.path
-        let (header, order) = try layout(path: path)
-        let directory = url.deletingLastPathComponent().path
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp").path
-        func ioError(_ what: String) -> SafetensorsError {
-            SafetensorsError(.io, path: path, "\(what): \(String(cString: strerror(errno)))")
-        }
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ioError("cannot create temporary file \(temporary)") }
-        var closed = false
-        var renamed = false
-        defer {
-            if !closed { close(fd) }
-            if !renamed { unlink(temporary) }
-        }
-        func writeAll(_ data: Data) throws {
-            try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-                var done = 0
-                while done < raw.count {
-                    let n = Glue.write(fd, raw.baseAddress! + done, raw.count - done)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ioError("cannot write temporary file \(temporary)")
-                    }
-                    done += n
-                }
-            }
-        }
-        try writeAll(header)
-        for name in order where !tensors[name]!.data.isEmpty { try writeAll(tensors[name]!.data) }
-        guard fsync(fd) == 0 else { throw ioError("cannot flush temporary file \(temporary)") }
-        closed = true
-        guard close(fd) == 0 else { throw ioError("cannot close temporary file \(temporary)") }
-        guard rename(temporary, path) == 0 else { throw ioError("cannot rename \(temporary) to \(path)") }
-        renamed = true
-        // Make the rename itself durable; failure here leaves a complete file either way.
-        let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            _ = fsync(directoryFD)
-            close(directoryFD)
+        let (header, order) = try layout(path: url.path)
+        do {
+            try AtomicFile.write([header] + order.map { tensors[$0]!.data }, to: url)
+        } catch let failure as AtomicFile.Failure {
+            throw SafetensorsError(.io, path: url.path, failure.message)
         }
     }
 
@@ -578,15 +543,3 @@ private func utf8Order(_ a: String, _ b: String) -> Bool {
     a.utf8.lexicographicallyPrecedes(b.utf8)
 }
 
-/// The C library's write(2), which `SafetensorsFile.write` would otherwise shadow.
-private enum Glue {
-    static func write(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-        #if canImport(Glibc)
-        return Glibc.write(fd, buffer, count)
-        #elseif canImport(Musl)
-        return Musl.write(fd, buffer, count)
-        #else
-        return Darwin.write(fd, buffer, count)
-        #endif
-    }
-}

@@ -677,7 +677,7 @@ public final class GaussianMixture: DensityEstimator {
             current = next
             likelihood = nextLikelihood
             state.iteration += 1
-            let record = try Self.record(epoch: state.iteration, trainingLoss: trainingLoss, validationLoss: heldOut,
+            let record = Self.record(epoch: state.iteration, trainingLoss: trainingLoss, validationLoss: heldOut,
                                          seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
             state.history.append(record)
             self.state = state
@@ -690,14 +690,9 @@ public final class GaussianMixture: DensityEstimator {
         return state.history
     }
 
-    /// An EpochRecord (learning rate 0). EpochRecord has no public initializer outside SBIGraph, so
-    /// the record goes through its Codable form (exact: doubles are written shortest-round-trip).
-    static func record(epoch: Int, trainingLoss: Double, validationLoss: Double, seconds: Double) throws -> EpochRecord {
-        struct Fields: Encodable {
-            let epoch: Int, trainingLoss: Double, validationLoss: Double, learningRate: Float, seconds: Double
-        }
-        let fields = Fields(epoch: epoch, trainingLoss: trainingLoss, validationLoss: validationLoss, learningRate: 0, seconds: seconds)
-        return try decoder.decode(EpochRecord.self, from: try encoder.encode(fields))
+    /// An EpochRecord of an EM iteration (EM has no learning rate: 0).
+    static func record(epoch: Int, trainingLoss: Double, validationLoss: Double, seconds: Double) -> EpochRecord {
+        EpochRecord(epoch: epoch, trainingLoss: trainingLoss, validationLoss: validationLoss, learningRate: 0, seconds: seconds)
     }
 
     /// The checkpoint's current and best parameters and state; refuses a checkpoint of a
@@ -866,18 +861,6 @@ public final class GaussianMixture: DensityEstimator {
         var layout = "context,y"
     }
 
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return e
-    }()
-    static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return d
-    }()
-
     /// The model as a safetensors file: F64 tensors 'weights' [K], 'means' [K, D] and 'cholesky'
     /// [K, D, D] (lower factors of the covariances, joint order [context, y]); with `current`, the
     /// EM iterate to resume from as 'em.weights', 'em.means', 'em.cholesky'.
@@ -891,7 +874,7 @@ public final class GaussianMixture: DensityEstimator {
         }
         try put(p, "")
         if let current { try put(current, "em.") }
-        func json<T: Encodable>(_ value: T) throws -> String { String(decoding: try Self.encoder.encode(value), as: UTF8.self) }
+        func json<T: Encodable>(_ value: T) throws -> String { try Checkpoint.json(value) }
         file.metadata["format"] = Self.formatValue
         file.metadata["estimator"] = name
         file.metadata["gmm.configuration"] = try json(StoredConfiguration(
@@ -923,7 +906,7 @@ public final class GaussianMixture: DensityEstimator {
                 if required { throw fail("metadata '\(key)' is missing (not a gmm file?)") }
                 return nil
             }
-            do { return try decoder.decode(type, from: Data(text.utf8)) } catch {
+            do { return try Checkpoint.decoder.decode(type, from: Data(text.utf8)) } catch {
                 throw fail("metadata '\(key)' is not valid: \(describe(error))")
             }
         }

@@ -261,12 +261,7 @@ struct MachineDescription: Codable {
     }
 }
 
-/// Writes through a temporary file in the same directory, then renames.
+/// Writes atomically (see `AtomicFile`), as a command-line error on failure.
 func atomicWrite(_ data: Data, to url: URL) throws {
-    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
-    try data.write(to: temporary)
-    guard rename(temporary.path, url.path) == 0 else {
-        try? FileManager.default.removeItem(at: temporary)
-        throw ValidationError("cannot write \(url.path): \(String(cString: strerror(errno)))")
-    }
+    do { try AtomicFile.write(data, to: url) } catch { throw ValidationError("cannot write \(url.path): \(error)") }
 }

@@ -137,12 +137,9 @@ final class OpenCLContext {
                                     MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &pointer, nil)
         }
         guard status == CL_SUCCESS else { return }
-        // Write then rename, so a concurrent reader never sees half a binary.
+        // Atomic, so a concurrent reader never sees half a binary; a cache that cannot be written is skipped.
         try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let temporary = url.appendingPathExtension("tmp\(getpid())")
-        if (try? Data(bytes).write(to: temporary)) != nil {
-            _ = rename(temporary.path, url.path)
-        }
+        try? AtomicFile.write(Data(bytes), to: url)
     }
 }
 

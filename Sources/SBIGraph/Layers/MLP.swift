@@ -10,13 +10,19 @@ public struct MLP: Sendable {
     public let activation: UnaryOp
     public let kaiming: Bool
 
+    /// Start the output layer at zero weights and bias, so that the net's output starts at 0
+    /// (flows then start as the identity, as in Glow).
+    public let zeroInitializedOutput: Bool
+
     /// - Parameter widths: input width, hidden widths…, output width.
-    public init(name: String, widths: [Int], activation: UnaryOp = .relu, kaiming: Bool = false) {
+    public init(name: String, widths: [Int], activation: UnaryOp = .relu, kaiming: Bool = false,
+                zeroInitializedOutput: Bool = false) {
         precondition(widths.count >= 2, "an MLP needs an input and an output width")
         self.name = name
         self.widths = widths
         self.activation = activation
         self.kaiming = kaiming
+        self.zeroInitializedOutput = zeroInitializedOutput
     }
 
     public var layerCount: Int { widths.count - 1 }
@@ -25,7 +31,10 @@ public struct MLP: Sendable {
     public func biasName(_ layer: Int) -> String { "\(name).\(layer).bias" }
 
     /// Declares the parameters in `graph` (once per graph) and applies the network to x.
-    public func callAsFunction(_ x: Tensor, in graph: Graph) throws -> Tensor {
+    /// `outputLayer`, when given, maps the output layer's (weight, bias) to the ones applied — a
+    /// fixed rescaling or offset folded into the layer, say.
+    public func callAsFunction(_ x: Tensor, in graph: Graph,
+                               outputLayer: ((Tensor, Tensor) throws -> (Tensor, Tensor))? = nil) throws -> Tensor {
         guard x.cols == widths[0] else {
             throw SBIError.sizeMismatch("MLP \(name) takes \(widths[0]) features, got \(x)")
         }
@@ -33,10 +42,13 @@ public struct MLP: Sendable {
         for layer in 0..<layerCount {
             let fanIn = widths[layer], fanOut = widths[layer + 1]
             let pytorchBound = 1 / Float(fanIn).squareRoot()
-            let w = graph.parameter(weightName(layer), rows: fanIn, cols: fanOut,
-                                    initializer: kaiming ? .kaimingUniform(fanIn: fanIn) : .uniform(bound: pytorchBound))
-            let b = graph.parameter(biasName(layer), rows: 1, cols: fanOut, initializer: .uniform(bound: pytorchBound))
             let last = layer == layerCount - 1
+            let zero = last && zeroInitializedOutput
+            var w = graph.parameter(weightName(layer), rows: fanIn, cols: fanOut,
+                                    initializer: zero ? .zeros : kaiming ? .kaimingUniform(fanIn: fanIn) : .uniform(bound: pytorchBound))
+            var b = graph.parameter(biasName(layer), rows: 1, cols: fanOut,
+                                    initializer: zero ? .zeros : .uniform(bound: pytorchBound))
+            if last, let outputLayer { (w, b) = try outputLayer(w, b) }
             h = try graph.linear(h, weight: w, bias: b, activation: last ? .identity : activation)
         }
         return h

@@ -1,4 +1,5 @@
 import Foundation
+import SBIBackend
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -114,54 +115,17 @@ final class NumPyFileBytes: @unchecked Sendable {
 }
 
 enum NumPyAtomicWriter {
-    /// Writes `chunks` to `url` atomically: into a temporary file in the same directory, flushed
-    /// to disk, then renamed over `url`. On any error the temporary file is removed and `url` is
-    /// left as it was.
+    /// Writes `chunks` to `url` atomically (see `AtomicFile`): on any error `url` is left as it was.
     static func write(_ chunks: [Data], to url: URL, origin: NumPyOrigin) throws {
-        let path = url.path
-        let directoryURL = url.deletingLastPathComponent()
-        let temporary = directoryURL
-            .appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp").path
-        func ioError(_ what: String) -> NumPyError {
-            origin.error(.io, "file", "\(what): \(String(cString: strerror(errno)))")
-        }
-        let fd = posixOpen(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ioError("cannot create temporary file \(temporary)") }
-        var closed = false
-        var renamed = false
-        defer {
-            if !closed { close(fd) }
-            if !renamed { unlink(temporary) }
-        }
-        for chunk in chunks where !chunk.isEmpty {
-            try chunk.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-                var done = 0
-                while done < raw.count {
-                    let n = posixWrite(fd, raw.baseAddress! + done, raw.count - done)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ioError("cannot write temporary file \(temporary)")
-                    }
-                    done += n
-                }
-            }
-        }
-        guard fsync(fd) == 0 else { throw ioError("cannot flush temporary file \(temporary)") }
-        closed = true
-        guard close(fd) == 0 else { throw ioError("cannot close temporary file \(temporary)") }
-        guard rename(temporary, path) == 0 else { throw ioError("cannot rename \(temporary) to \(path)") }
-        renamed = true
-        // Make the rename itself durable; a failure here leaves a complete file either way.
-        let directory = directoryURL.path
-        let directoryFD = posixOpen(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            _ = fsync(directoryFD)
-            close(directoryFD)
+        do {
+            try AtomicFile.write(chunks, to: url)
+        } catch let failure as AtomicFile.Failure {
+            throw origin.error(.io, "file", failure.message)
         }
     }
 }
 
-// The C library's open(2) and write(2), which methods named `open`/`write` would otherwise shadow.
+// The C library's open(2), which methods named `open` would otherwise shadow.
 private func posixOpen(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
     #if canImport(Glibc)
     return Glibc.open(path, flags, mode)
@@ -172,12 +136,3 @@ private func posixOpen(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> In
     #endif
 }
 
-private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, buffer, count)
-    #elseif canImport(Musl)
-    return Musl.write(fd, buffer, count)
-    #else
-    return Darwin.write(fd, buffer, count)
-    #endif
-}

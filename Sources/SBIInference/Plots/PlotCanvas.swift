@@ -1,4 +1,5 @@
 import Foundation
+import SBIBackend
 
 // A tiny vector canvas: shapes are recorded in canvas units (one unit is one PNG pixel at scale 1,
 // y pointing down as in SVG) and rendered either to SVG text or, through PlotRaster, to an RGBA
@@ -250,17 +251,10 @@ enum PlotFileWriter {
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else {
             throw PlotError("cannot write plot to \(path): folder \(folder.path) does not exist")
         }
-        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
         do {
-            try data.write(to: temporary)
+            try AtomicFile.write(data, to: url)
         } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw PlotError("cannot write plot to \(path): \(error.localizedDescription)")
-        }
-        if rename(temporary.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
-            throw PlotError("cannot write plot to \(path): rename failed: \(reason)")
+            throw PlotError("cannot write plot to \(path): \(error)")
         }
     }
 }

@@ -76,26 +76,15 @@ public struct AffineCoupling: Bijector {
     }
 
     var features: Int { mask.count }
-    var net: MLP { MLP(name: name + ".net", widths: [features + contextFeatures] + hidden + [2 * features], activation: activation) }
+    /// The coupling net; its zero-initialized output layer makes a new coupling the identity.
+    var net: MLP {
+        MLP(name: name + ".net", widths: [features + contextFeatures] + hidden + [2 * features],
+            activation: activation, zeroInitializedOutput: true)
+    }
 
-    /// [raw s | t] from the pass-through features and the context. The last layer starts at zero
-    /// weights, so a new coupling is the identity (stable start, as in Glow's zero init).
+    /// [raw s | t] from the pass-through features and the context.
     func shiftAndScale(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> Tensor {
-        let masked = try graph.mask(x, mask)
-        var input = masked
-        if let context { input = try graph.concat([masked, context]) }
-        let widths = net.widths
-        var h = input
-        for layer in 0..<(widths.count - 1) {
-            let last = layer == widths.count - 2
-            let bound = 1 / Float(widths[layer]).squareRoot()
-            let w = graph.parameter(net.weightName(layer), rows: widths[layer], cols: widths[layer + 1],
-                                    initializer: last ? .zeros : .uniform(bound: bound))
-            let b = graph.parameter(net.biasName(layer), rows: 1, cols: widths[layer + 1],
-                                    initializer: last ? .zeros : .uniform(bound: bound))
-            h = try graph.linear(h, weight: w, bias: b, activation: last ? .identity : activation)
-        }
-        return h
+        try net(try graph.couplingInput(x, mask: mask, context: context), in: graph)
     }
 
     public func forward(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> (output: Tensor, logDeterminant: Tensor) {

@@ -12,6 +12,14 @@ public protocol Bijector {
     func inverse(_ y: Tensor, context: Tensor?, in graph: Graph) throws -> (output: Tensor, logDeterminant: Tensor)
 }
 
+public extension Graph {
+    /// What a coupling net sees: the pass-through features (mask 1; the others zeroed) and the context.
+    func couplingInput(_ x: Tensor, mask values: [Float], context: Tensor?) throws -> Tensor {
+        let masked = try mask(x, values)
+        return try context.map { try concat([masked, $0]) } ?? masked
+    }
+}
+
 /// How coupling layers split the features into the half that passes through (mask 1) and the
 /// half that is transformed (mask 0).
 public enum CouplingMask: String, Codable, Sendable, CaseIterable {

@@ -100,7 +100,7 @@ public struct SplineCoupling: Bijector {
     var parametersPerFeature: Int { RationalQuadraticSpline.parameterCount(bins: bins) }
     var net: MLP {
         MLP(name: name + ".net", widths: [features + contextFeatures] + hidden + [features * parametersPerFeature],
-            activation: activation)
+            activation: activation, zeroInitializedOutput: true)
     }
 
     /// The offset added to the last layer's bias: log(exp(1 − min_d) − 1) in the derivative slots,
@@ -139,27 +139,12 @@ public struct SplineCoupling: Bijector {
 
     /// The raw spline parameters from the pass-through features and the context.
     func splineParameters(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> Tensor {
-        let masked = try graph.mask(x, mask)
-        var input = masked
-        if let context { input = try graph.concat([masked, context]) }
-        let widths = net.widths
-        var h = input
-        for layer in 0..<(widths.count - 1) {
-            let last = layer == widths.count - 2
-            let bound = 1 / Float(widths[layer]).squareRoot()
-            var w = graph.parameter(net.weightName(layer), rows: widths[layer], cols: widths[layer + 1],
-                                    initializer: last ? .zeros : .uniform(bound: bound))
-            var b = graph.parameter(net.biasName(layer), rows: 1, cols: widths[layer + 1],
-                                    initializer: last ? .zeros : .uniform(bound: bound))
-            if last {
-                let n = widths[layer + 1]
-                let scale = graph.constant(outputScale, rows: 1, cols: n)
-                w = try graph.multiply(w, scale)
-                b = try graph.add(try graph.multiply(b, scale), graph.constant(biasOffset, rows: 1, cols: n))
-            }
-            h = try graph.linear(h, weight: w, bias: b, activation: last ? .identity : activation)
+        let n = features * parametersPerFeature
+        return try net(try graph.couplingInput(x, mask: mask, context: context), in: graph) { w, b in
+            let scale = graph.constant(outputScale, rows: 1, cols: n)
+            return (try graph.multiply(w, scale),
+                    try graph.add(try graph.multiply(b, scale), graph.constant(biasOffset, rows: 1, cols: n)))
         }
-        return h
     }
 
     public func forward(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> (output: Tensor, logDeterminant: Tensor) {

@@ -1,0 +1,90 @@
+import Foundation
+import SBIBackend
+import SBIGraph
+
+/// Architecture options shared by the neural estimators; unset fields take each estimator's default.
+public struct EstimatorOptions: Sendable {
+    public var hidden: [Int]? = nil
+    public var transforms: Int? = nil
+    public var bins: Int? = nil
+    public var components: Int? = nil
+    public var activation: String? = nil
+    public var seed: UInt64 = 0
+    public init(hidden: [Int]? = nil, transforms: Int? = nil, bins: Int? = nil, components: Int? = nil,
+                activation: String? = nil, seed: UInt64 = 0) {
+        self.hidden = hidden
+        self.transforms = transforms
+        self.bins = bins
+        self.components = components
+        self.activation = activation
+        self.seed = seed
+    }
+}
+
+/// Density estimators by name, for the inference layer and the CLI.
+public enum Estimators {
+    public static let names = ["realnvp", "nsf", "maf", "mdn", "gmm"]
+
+    public static func make(_ name: String, features: Int, contextFeatures: Int, backend: Backend,
+                            options: EstimatorOptions = EstimatorOptions()) throws -> DensityEstimator {
+        switch name {
+        case "realnvp", "nsf", "maf":
+            var configuration = FlowConfiguration(kind: FlowConfiguration.Kind(rawValue: name)!, features: features,
+                                                  contextFeatures: contextFeatures)
+            if let hidden = options.hidden { configuration.hidden = hidden }
+            if let transforms = options.transforms { configuration.transforms = transforms }
+            if let bins = options.bins { configuration.bins = bins }
+            if let activation = options.activation { configuration.activation = activation }
+            configuration.seed = options.seed
+            return try makeFlow(configuration, backend: backend)
+        case "mdn":
+            var configuration = MixtureDensityNetwork.Configuration(features: features, contextFeatures: contextFeatures)
+            if let hidden = options.hidden { configuration.hidden = hidden }
+            if let components = options.components { configuration.components = components }
+            if let activation = options.activation { configuration.activation = activation }
+            configuration.seed = options.seed
+            return try makeMDN(configuration, backend: backend)
+        case "gmm":
+            return try GaussianMixture(features: features, contextFeatures: contextFeatures,
+                                       components: options.components ?? 10)
+        default:
+            throw SBIError.invalidArgument("unknown estimator '\(name)'; choose one of \(names.joined(separator: ", "))")
+        }
+    }
+
+    public static func makeFlow(_ configuration: FlowConfiguration, backend: Backend) throws -> NeuralEstimator {
+        NeuralEstimator(name: configuration.kind.rawValue, model: try configuration.makeFlow(), backend: backend,
+                        architecture: ["flow.configuration": try Checkpoint.json(configuration)])
+    }
+
+    public static func makeMDN(_ configuration: MixtureDensityNetwork.Configuration, backend: Backend) throws -> NeuralEstimator {
+        NeuralEstimator(name: "mdn", model: try MixtureDensityNetwork(configuration), backend: backend,
+                        architecture: ["mdn.configuration": try Checkpoint.json(configuration)])
+    }
+
+    /// Reads an estimator saved by `save(to:)` (or a training checkpoint of one).
+    public static func load(from url: URL, backend: Backend) throws -> DensityEstimator {
+        let file = try SafetensorsFile.read(from: url)
+        guard let name = file.metadata["estimator"] else {
+            throw SBIError.invalidArgument("\(url.path): metadata 'estimator' is missing (not an sbi-gpu model?)")
+        }
+        switch name {
+        case "realnvp", "nsf", "maf":
+            let configuration = try Checkpoint.decode(FlowConfiguration.self, file.metadata["flow.configuration"],
+                                                      key: "flow.configuration", path: url.path)
+            let estimator = try makeFlow(configuration, backend: backend)
+            try estimator.load(file, path: url.path)
+            return estimator
+        case "mdn":
+            let configuration = try Checkpoint.decode(MixtureDensityNetwork.Configuration.self, file.metadata["mdn.configuration"],
+                                                      key: "mdn.configuration", path: url.path)
+            let estimator = try makeMDN(configuration, backend: backend)
+            try estimator.load(file, path: url.path)
+            return estimator
+        case "gmm":
+            return try GaussianMixture.load(file, path: url.path)
+        default:
+            throw SBIError.invalidArgument("\(url.path): unknown estimator '\(name)'")
+        }
+    }
+}
