@@ -45,6 +45,7 @@ let package = Package(
         .testTarget(name: "SBIGraphTests", dependencies: ["SBIBackend", "SBIGraph"], path: "Tests/SBIGraphTests"),
         .testTarget(name: "SBIInferenceTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBIInference"],
                     path: "Tests/SBIInferenceTests"),
+        .testTarget(name: "CLITests", dependencies: ["sbi-gpu"], path: "Tests/CLITests"),
         .testTarget(name: "SBIModelsTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels"], path: "Tests/SBIModelsTests"),
     ],
     swiftLanguageModes: [.v5]

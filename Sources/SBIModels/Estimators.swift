@@ -9,9 +9,12 @@ public struct EstimatorOptions: Sendable {
     public var bins: Int? = nil
     public var components: Int? = nil
     public var activation: String? = nil
+    /// Flows: widths of a context-embedding MLP (see FlowConfiguration.embedding).
+    public var embedding: [Int]? = nil
     public var seed: UInt64 = 0
     public init(hidden: [Int]? = nil, transforms: Int? = nil, bins: Int? = nil, components: Int? = nil,
-                activation: String? = nil, seed: UInt64 = 0) {
+                activation: String? = nil, embedding: [Int]? = nil, seed: UInt64 = 0) {
+        self.embedding = embedding
         self.hidden = hidden
         self.transforms = transforms
         self.bins = bins
@@ -35,6 +38,7 @@ public enum Estimators {
             if let transforms = options.transforms { configuration.transforms = transforms }
             if let bins = options.bins { configuration.bins = bins }
             if let activation = options.activation { configuration.activation = activation }
+            configuration.embedding = options.embedding
             configuration.seed = options.seed
             return try makeFlow(configuration, backend: backend)
         case "mdn":

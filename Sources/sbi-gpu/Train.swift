@@ -31,6 +31,8 @@ struct Train: ParsableCommand {
     @Option(help: "Flow transforms.") var transforms = 5
     @Option(help: "Spline bins (nsf).") var bins = 8
     @Option(help: "Mixture components (mdn, gmm).") var components = 10
+    @Option(help: "Flows: an MLP embedding the conditioning data before the transforms: widths like 256,64 (the last is the embedded size), `none`, or `auto` (256,64 when it has 100 or more features, as images do).")
+    var embedding = "auto"
     @OptionGroup var training: TrainingOptions
 
     func validate() throws {
@@ -42,6 +44,20 @@ struct Train: ParsableCommand {
         guard data == nil || theta == nil else { throw ValidationError("give --data or --theta/--x, not both") }
         guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }
         _ = try hiddenWidths()
+        _ = try embeddingWidths(conditioningFeatures: 0)
+    }
+
+    func embeddingWidths(conditioningFeatures: Int) throws -> [Int]? {
+        switch embedding {
+        case "none": return nil
+        case "auto": return conditioningFeatures >= 100 ? [256, 64] : nil
+        default:
+            let widths = embedding.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !widths.isEmpty, widths.count == embedding.split(separator: ",").count, widths.allSatisfy({ $0 > 0 }) else {
+                throw ValidationError("--embedding \(embedding): expected none, auto or positive widths like 256,64")
+            }
+            return widths
+        }
     }
 
     func hiddenWidths() throws -> [Int] {
@@ -92,7 +108,7 @@ struct Train: ParsableCommand {
         let (features, context) = method == "npe" ? (thetaMatrix.cols, xMatrix.cols) : (xMatrix.cols, thetaMatrix.cols)
         let widths = try hiddenWidths()
         let options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
-                                       seed: training.seed)
+                                       embedding: try embeddingWidths(conditioningFeatures: context), seed: training.seed)
         let model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
         let directory = try makeDirectory(out)
         let configuration = training.configuration(rows: thetaMatrix.rows)

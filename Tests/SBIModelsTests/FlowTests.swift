@@ -257,6 +257,28 @@ final class FlowTests: XCTestCase {
         }
     }
 
+    /// A context-embedding MLP trains with the flow (its weights move), the flow still inverts,
+    /// and a saved model rebuilds it.
+    func testContextEmbedding() throws {
+        let backend = CPUBackend()
+        var configuration = FlowConfiguration(kind: .realnvp, features: 2, contextFeatures: 12)
+        configuration.hidden = [16]
+        configuration.transforms = 2
+        configuration.embedding = [16, 3]
+        let estimator = try Estimators.makeFlow(configuration, backend: backend)
+        let y = uniformValues(800, seed: 1), c = uniformValues(4800, seed: 2)
+        try estimator.fit(y, context: c, configuration: TrainingConfiguration(epochs: 1, batchSize: 40, seed: 1))
+        let store = try XCTUnwrap(estimator.store)
+        XCTAssertEqual(try store.entry("embedding.1.weight").rows, 16)
+        let (samples, logq) = try estimator.sampleWithLogProb(20, context: Array(c.prefix(12)), seed: 3)
+        let evaluated = try estimator.logProb(samples, context: Array(c.prefix(12)))
+        for (a, b) in zip(logq, evaluated) { XCTAssertEqual(a, b, accuracy: 2e-3) }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("embedding-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try estimator.save(to: url)
+        XCTAssertEqual(try Estimators.load(from: url, backend: backend).logProb(samples, context: Array(c.prefix(12))), evaluated)
+    }
+
     func testSaveAndLoadReproduceLogProb() throws {
         let backend = CPUBackend()
         var configuration = FlowConfiguration(kind: .realnvp, features: 2, contextFeatures: 1)

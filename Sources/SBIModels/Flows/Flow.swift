@@ -8,16 +8,25 @@ public struct Flow: NeuralDensity {
     public let bijectors: [Bijector]
     public let features: Int
     public let contextFeatures: Int
+    /// Maps the context to what the bijectors see (trained with them); nil: the context itself.
+    public let embedding: MLP?
     public var noiseFeatures: Int { features }
 
-    public init(bijectors: [Bijector], features: Int, contextFeatures: Int) {
+    public init(bijectors: [Bijector], features: Int, contextFeatures: Int, embedding: MLP? = nil) {
         self.bijectors = bijectors
         self.features = features
         self.contextFeatures = contextFeatures
+        self.embedding = embedding
+    }
+
+    func embed(_ context: Tensor?, in graph: Graph) throws -> Tensor? {
+        guard let context, let embedding else { return context }
+        return try embedding(context, in: graph)
     }
 
     /// The latent image of y through the first `count` bijectors and their summed log-det.
-    func pushForward(_ y: Tensor, context: Tensor?, through count: Int, in graph: Graph) throws -> (Tensor, Tensor?) {
+    func pushForward(_ y: Tensor, context raw: Tensor?, through count: Int, in graph: Graph) throws -> (Tensor, Tensor?) {
+        let context = try embed(raw, in: graph)
         var h = y
         var total: Tensor?
         for bijector in bijectors.prefix(count) {
@@ -34,7 +43,8 @@ public struct Flow: NeuralDensity {
         return try logDet.map { try graph.add(base, $0) } ?? base
     }
 
-    public func sample(noise: Tensor, context: Tensor?, in graph: Graph) throws -> (samples: Tensor, logProb: Tensor) {
+    public func sample(noise: Tensor, context raw: Tensor?, in graph: Graph) throws -> (samples: Tensor, logProb: Tensor) {
+        let context = try embed(raw, in: graph)
         var h = noise
         var total: Tensor?
         for bijector in bijectors.reversed() {

@@ -28,11 +28,20 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
     public var bins = 8
     public var tailBound: Float = 3
     public var seed: UInt64 = 0
+    /// Widths of an MLP that embeds the (standardized) context before every transform sees it,
+    /// the last being the embedded size: for high-dimensional context such as images. nil or
+    /// empty: the transforms see the context itself.
+    public var embedding: [Int]? = nil
 
     public init(kind: Kind, features: Int, contextFeatures: Int = 0) {
         self.kind = kind
         self.features = features
         self.contextFeatures = contextFeatures
+    }
+
+    /// The context width the transforms see: the embedding's output, or the context itself.
+    var conditioningFeatures: Int {
+        contextFeatures > 0 ? (embedding?.last ?? contextFeatures) : 0
     }
 
     public var unaryActivation: UnaryOp {
@@ -51,6 +60,9 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
         guard features > 0, contextFeatures >= 0, transforms > 0 else {
             throw SBIError.invalidArgument("a flow needs features > 0 and transforms > 0")
         }
+        guard embedding?.allSatisfy({ $0 > 0 }) ?? true else {
+            throw SBIError.invalidArgument("embedding widths must be positive, got \(embedding!)")
+        }
         var bijectors: [Bijector] = []
         for t in 0..<transforms {
             if actNorm { bijectors.append(ActNorm(name: "flow.\(t).actnorm", features: features)) }
@@ -63,12 +75,12 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
                                         seed: seed &+ UInt64(t))
             switch kind {
             case .realnvp:
-                bijectors.append(AffineCoupling(name: name, mask: layerMask, contextFeatures: contextFeatures,
+                bijectors.append(AffineCoupling(name: name, mask: layerMask, contextFeatures: conditioningFeatures,
                                                 hidden: hidden, activation: unaryActivation, bound: scaleBound))
             case .nsf:
                 bijectors.append(try makeSplineCoupling(name: name, mask: layerMask))
             case .maf:
-                bijectors.append(MaskedAutoregressive(name: name, features: features, contextFeatures: contextFeatures,
+                bijectors.append(MaskedAutoregressive(name: name, features: features, contextFeatures: conditioningFeatures,
                                                       hidden: hidden, activation: unaryActivation))
             }
             if t < transforms - 1 && features > 1 {
@@ -79,7 +91,9 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
                 }
             }
         }
-        return Flow(bijectors: bijectors, features: features, contextFeatures: contextFeatures)
+        let embeddingNet = contextFeatures > 0 && !(embedding ?? []).isEmpty
+            ? MLP(name: "embedding", widths: [contextFeatures] + embedding!, activation: unaryActivation) : nil
+        return Flow(bijectors: bijectors, features: features, contextFeatures: contextFeatures, embedding: embeddingNet)
     }
 
     /// The pixel-space benchmark flow of `sbi-gpu bench flows --spec mlp` (and of

@@ -1,0 +1,131 @@
+import XCTest
+import Foundation
+
+/// The command line end to end on tiny budgets, run as a user would: the built `sbi-gpu` binary
+/// in a scratch directory. Errors must be one line on stderr with a non-zero exit, and leave no
+/// half-written output.
+final class CLITests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sbi-gpu-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// The binary sits next to the test bundle in the build products directory.
+    var binary: URL { Bundle.main.bundleURL.appendingPathComponent("sbi-gpu") }
+
+    @discardableResult
+    func run(_ arguments: [String], expectSuccess: Bool = true, file: StaticString = #filePath, line: UInt = #line)
+        throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        if expectSuccess {
+            XCTAssertEqual(process.terminationStatus, 0, "sbi-gpu \(arguments.joined(separator: " ")): \(stderr)", file: file, line: line)
+        }
+        return (process.terminationStatus, stdout, stderr)
+    }
+
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    func testMainPathsEndToEnd() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        let devices = try run(["devices"])
+        XCTAssertTrue(devices.stdout.contains("cpu"), devices.stdout)
+        try run(["simulate", "--task", "two_moons", "--num", "600", "--seed", "3", "--out", path("sims")])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("sims/theta.npy")))
+        // NPE from files, every estimator family once, CPU backend.
+        for estimator in ["realnvp", "maf", "nsf", "mdn", "gmm"] {
+            try run(["train", "--device", "cpu", "--estimator", estimator, "--theta", path("sims/theta.npy"),
+                     "--x", path("sims/x.npy"), "--epochs", "2", "--hidden", "16", "--transforms", "2",
+                     "--out", path("run-\(estimator)"), "--quiet"])
+            for file in ["model.safetensors", "config.json", "history.csv"] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: path("run-\(estimator)/\(file)")), "\(estimator): \(file)")
+            }
+        }
+        // An observation: the first simulated x.
+        try run(["simulate", "--task", "two_moons", "--num", "1", "--seed", "9", "--out", path("obs")])
+        try run(["sample", "--device", "cpu", "--model", path("run-nsf"), "--observation", path("obs/x.npy"),
+                 "--num", "200", "--out", path("samples.npy")])
+        try run(["log-prob", "--device", "cpu", "--model", path("run-nsf"), "--theta", path("samples.npy"),
+                 "--observation", path("obs/x.npy"), "--out", path("logq.npy")])
+        try run(["plot", "corner", path("samples.npy"), "--out", path("corner.png")])
+        try run(["plot", "loss", path("run-nsf"), "--out", path("loss.svg")])
+        // Held-out pairs from another seed; a run trained on files has no task to simulate from.
+        try run(["simulate", "--task", "two_moons", "--num", "20", "--seed", "11", "--out", path("heldout")])
+        let diagnose = try run(["diagnose", "--device", "cpu", "--model", path("run-nsf"), "--theta", path("heldout/theta.npy"),
+                                "--x", path("heldout/x.npy"), "--num-samples", "50", "--out", path("diag")])
+        XCTAssertTrue(diagnose.stdout.contains("TARP"), diagnose.stdout)
+        try run(["abc", "--theta", path("sims/theta.npy"), "--x", path("sims/x.npy"), "--observation", path("obs/x.npy"),
+                 "--quantile", "0.05", "--out", path("abc.npy")])
+        // NLE with MCMC on the built-in task, and a resumed run.
+        try run(["train", "--device", "cpu", "--method", "nle", "--estimator", "maf", "--num-simulations", "500",
+                 "--epochs", "2", "--hidden", "16", "--transforms", "2", "--out", path("run-nle"), "--quiet"])
+        let nle = try run(["sample", "--device", "cpu", "--model", path("run-nle"), "--observation", path("obs/x.npy"),
+                           "--num", "100", "--chains", "10", "--warmup", "10", "--out", path("nle.npy")])
+        XCTAssertTrue(nle.stderr.contains("R̂"), nle.stderr)
+        try run(["train", "--device", "cpu", "--method", "nle", "--estimator", "maf", "--num-simulations", "500",
+                 "--epochs", "3", "--hidden", "16", "--transforms", "2", "--out", path("run-nle"), "--quiet", "--resume"])
+        let history = try String(contentsOfFile: path("run-nle/history.csv"), encoding: .utf8)
+        XCTAssertEqual(history.split(separator: "\n").count, 1 + 3)
+    }
+
+    func testBadInputIsRefusedWithOneLine() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        try run(["simulate", "--task", "two_moons", "--num", "50", "--out", path("a")])
+        try run(["simulate", "--task", "two_moons", "--num", "40", "--out", path("b")])
+        // θ and x of different row counts.
+        var result = try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("b/x.npy"),
+                              "--out", path("bad"), "--quiet"], expectSuccess: false)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("50 rows") && result.stderr.contains("40"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad/model.safetensors")))
+        // A truncated .npy names the file.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path("a/x.npy")))
+        try bytes.prefix(bytes.count - 7).write(to: URL(fileURLWithPath: path("truncated.npy")))
+        result = try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("truncated.npy"),
+                          "--out", path("bad"), "--quiet"], expectSuccess: false)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("truncated.npy"), result.stderr)
+        // A device index that does not exist lists what does.
+        result = try run(["train", "--device", "99", "--num-simulations", "100", "--out", path("bad")], expectSuccess: false)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("device 99 does not exist"), result.stderr)
+        // An unknown task and a bad prior spec.
+        result = try run(["simulate", "--task", "nope", "--out", path("c")], expectSuccess: false)
+        XCTAssertTrue(result.stderr.contains("two_moons"), result.stderr)
+        result = try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"),
+                          "--prior", "uniform:1", "--out", path("bad"), "--quiet"], expectSuccess: false)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("--prior"), result.stderr)
+    }
+
+    /// Rows holding NaN are refused with the row named.
+    func testNaNRowsAreRefused() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        try run(["simulate", "--task", "gaussian_linear", "--num", "30", "--out", path("g")])
+        // Overwrite one value of x with NaN: the .npy data region ends the file.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path("g/x.npy")))
+        let nan = Float.nan.bitPattern.littleEndian
+        let at = bytes.count - 4 * 10 * 5 + 8  // row 25, feature 2
+        withUnsafeBytes(of: nan) { bytes.replaceSubrange(at..<(at + 4), with: $0) }
+        try bytes.write(to: URL(fileURLWithPath: path("g/x.npy")))
+        let result = try run(["train", "--device", "cpu", "--theta", path("g/theta.npy"), "--x", path("g/x.npy"),
+                              "--out", path("bad"), "--quiet"], expectSuccess: false)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("row 25"), result.stderr)
+    }
+}
