@@ -139,36 +139,9 @@ public enum SersicProfile {
                 Float(Foundation.cos(phi)), Float(Foundation.sin(phi)), Float(core)]
     }
 
-    /// The regularized lower incomplete gamma function P(a, x), by its series for x < a + 1 and
-    /// the continued fraction of Q = 1 − P otherwise (Numerical Recipes §6.2), to ~1e-15.
+    /// The regularized lower incomplete gamma function P(a, x).
     public static func regularizedGammaP(_ a: Double, _ x: Double) -> Double {
-        guard x > 0 else { return 0 }
-        let logPrefactor = a * Foundation.log(x) - x - lgamma(a)
-        if x < a + 1 {
-            var term = 1 / a, sum = term, ap = a
-            for _ in 0..<1000 {
-                ap += 1
-                term *= x / ap
-                sum += term
-                if abs(term) < abs(sum) * 1e-16 { break }
-            }
-            return sum * Foundation.exp(logPrefactor)
-        }
-        let tiny = 1e-300
-        var b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d
-        for i in 1..<1000 {
-            let an = -Double(i) * (Double(i) - a)
-            b += 2
-            d = an * d + b
-            if abs(d) < tiny { d = tiny }
-            c = b + an / c
-            if abs(c) < tiny { c = tiny }
-            d = 1 / d
-            let delta = d * c
-            h *= delta
-            if abs(delta - 1) < 1e-16 { break }
-        }
-        return 1 - Foundation.exp(logPrefactor) * h
+        IncompleteGamma.regularized(a, x).p
     }
 }
 

@@ -27,37 +27,9 @@ public enum StatisticalTests {
         return regularizedUpperGamma(Double(k) / 2, x / 2)
     }
 
-    /// Q(a, x) = Γ(a, x)/Γ(a): the series of P(a, x) below x < a + 1, Lentz's continued fraction
-    /// above (Numerical Recipes §6.2), to relative accuracy ~1e-14.
+    /// Q(a, x) = Γ(a, x)/Γ(a), accurate when tiny (see `IncompleteGamma`).
     public static func regularizedUpperGamma(_ a: Double, _ x: Double) -> Double {
-        precondition(a > 0, "incomplete gamma needs a > 0")
-        guard x > 0 else { return 1 }
-        let logPrefactor = a * Foundation.log(x) - x - Foundation.lgamma(a)
-        if x < a + 1 {
-            var term = 1 / a, sum = term, n = a
-            for _ in 0..<10_000 {
-                n += 1
-                term *= x / n
-                sum += term
-                if abs(term) < abs(sum) * 1e-16 { break }
-            }
-            return max(0, 1 - sum * Foundation.exp(logPrefactor))
-        }
-        let tiny = 1e-300
-        var b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d
-        for i in 1...10_000 {
-            let an = -Double(i) * (Double(i) - a)
-            b += 2
-            d = an * d + b
-            if abs(d) < tiny { d = tiny }
-            c = b + an / c
-            if abs(c) < tiny { c = tiny }
-            d = 1 / d
-            let delta = d * c
-            h *= delta
-            if abs(delta - 1) < 1e-16 { break }
-        }
-        return min(1, Foundation.exp(logPrefactor) * h)
+        IncompleteGamma.regularized(a, x).q
     }
 
     // MARK: Kolmogorov–Smirnov
