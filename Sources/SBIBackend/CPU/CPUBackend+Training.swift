@@ -8,7 +8,22 @@ extension CPUBackend {
         try Check.same(x, gy, "unaryGradient x/gradient")
         try Check.same(x, gx, "unaryGradient x/result")
         let px = try pointer(x), py = try pointer(y), pg = try pointer(gy), po = try pointer(gx)
-        for i in 0..<x.count { po[i] = pg[i] * op.derivative(px[i], py[i], parameter) }
+        // The switch is hoisted out of the loop so that each common case compiles to its own
+        // vectorizable loop; the formulas are those of `UnaryOp.derivative`.
+        @inline(__always) func loop(_ derivative: (Float, Float) -> Float) {
+            CPUParallel.forEachChunk(x.count) { range in
+                for i in range { po[i] = pg[i] * derivative(px[i], py[i]) }
+            }
+        }
+        switch op {
+        case .identity: loop { _, _ in 1 }
+        case .exp: loop { _, y in y }
+        case .tanh: loop { _, y in 1 - y * y }
+        case .relu: loop { x, _ in x > 0 ? 1 : 0 }
+        case .leakyRelu: loop { x, _ in x > 0 ? 1 : parameter }
+        case .sigmoid: loop { _, y in y * (1 - y) }
+        default: loop { x, y in op.derivative(x, y, parameter) }
+        }
     }
 
     public func copyColumns(rows: Int, width: Int, from src: BufferView, columns srcColumns: Int, start srcStart: Int,

@@ -110,14 +110,11 @@ public final class CPUBackend: Backend {
     private func applyEpilogue(_ epilogue: Epilogue, _ c: UnsafeMutablePointer<Float>, m: Int, n: Int) throws {
         let bias = try epilogue.bias.map { try pointer($0, "gemm bias") }
         if bias == nil && epilogue.activation == .identity { return }
-        let op = epilogue.activation, slope = epilogue.slope
-        for i in 0..<m {
-            let row = c + i * n
-            if let bias {
-                for j in 0..<n { row[j] = op.apply(row[j] + bias[j], slope) }
-            } else {
-                for j in 0..<n { row[j] = op.apply(row[j], slope) }
-            }
+        // Two specialized passes (bias, then activation) vectorize; one loop that switches on the
+        // activation per element does not. The results are the same: v + b, then act(v + b).
+        if let bias { CPULoops.zip(.add, c, bias, c, rows: m, cols: n, broadcast: .row) }
+        if epilogue.activation != .identity {
+            CPULoops.map(epilogue.activation, c, c, count: m * n, parameter: epilogue.slope)
         }
     }
 
