@@ -22,7 +22,7 @@ final class TrainingOpsTests: XCTestCase {
         }
         let positive = op == .log || op == .sqrt
         while edges.count < count {
-            edges.append(positive ? random.float(0.05, 5) : random.float(-4, 4))
+            edges.append(positive ? random.uniform(0.05, 5) : random.uniform(-4, 4))
         }
         return edges
     }
@@ -51,7 +51,7 @@ final class TrainingOpsTests: XCTestCase {
                             file: StaticString = #filePath, line: UInt = #line) throws -> [Float] {
         var random = TrainingRandom(seed: 100 + UInt64(op.rawValue))
         let x = Self.gradientInputs(op, count: count, random: &random)
-        let gy = (0..<count).map { _ in random.float(-2, 2) }
+        let gy = (0..<count).map { _ in random.uniform(-2, 2) }
         let arena = try TrainingArena(backend, capacity: 4 * count + 64)
         let xv = try arena.place(x), yv = try arena.output(count), gv = try arena.place(gy), outv = try arena.output(count)
         try backend.unary(op, xv, yv, parameter: Self.slope)
@@ -91,10 +91,10 @@ final class TrainingOpsTests: XCTestCase {
         var random = TrainingRandom(seed: 900 + UInt64(op.rawValue))
         let x: [Float] = (0..<count).map { _ in
             switch op {
-            case .log, .sqrt: return random.float(0.1, 6)
+            case .log, .sqrt: return random.uniform(0.1, 6)
             // Away from the kink at 0, so that x ± h stays on one side.
-            case .relu, .leakyRelu, .abs: let v = random.float(0.05, 4); return random.next() % 2 == 0 ? v : -v
-            default: return random.float(-4, 4)
+            case .relu, .leakyRelu, .abs: let v = random.uniform(0.05, 4); return random.next() % 2 == 0 ? v : -v
+            default: return random.uniform(-4, 4)
             }
         }
         let h = x.map { 1e-3 * max(1, abs($0)) }
@@ -148,8 +148,8 @@ final class TrainingOpsTests: XCTestCase {
         var random = TrainingRandom(seed: 11)
         var results: [[Float]] = []
         for (rows, width, srcColumns, srcStart, dstColumns, dstStart) in Self.columnCopies {
-            let src = (0..<rows * srcColumns).map { _ in random.float(-9, 9) }
-            let before = (0..<rows * dstColumns).map { _ in random.float(-9, 9) }
+            let src = (0..<rows * srcColumns).map { _ in random.uniform(-9, 9) }
+            let before = (0..<rows * dstColumns).map { _ in random.uniform(-9, 9) }
             let arena = try TrainingArena(backend, capacity: src.count + before.count + 32)
             let sv = try arena.place(src), dv = try arena.place(before)
             try backend.copyColumns(rows: rows, width: width, from: sv, columns: srcColumns, start: srcStart,
@@ -185,7 +185,7 @@ final class TrainingOpsTests: XCTestCase {
         for (rows, columns, indices) in [(33, 10, [9, 0, 0, 3, 7, 7, 7, 1, 2, 9, 5, 4, 6, 8, 3, 2, 1, 0, 9, 9, 4] as [Int32]),
                                          (3, 5, [4, 3, 2, 1, 0]), (1, 1, [0]), (17, 40, (0..<40).map { Int32((7 * $0) % 40) }),
                                          (4, 6, [])] {
-            let src = (0..<rows * columns).map { _ in random.float(-5, 5) }
+            let src = (0..<rows * columns).map { _ in random.uniform(-5, 5) }
             let arena = try TrainingArena(backend, capacity: src.count + indices.count + rows * indices.count + 32)
             let sv = try arena.place(src), iv = try arena.place(int32s: indices), dv = try arena.output(rows * indices.count)
             try backend.gatherColumns(sv, rows: rows, columns: columns, indices: iv, into: dv)
@@ -199,7 +199,7 @@ final class TrainingOpsTests: XCTestCase {
         // gatherRows: a mini-batch of rows, with repeats, more than one group of rows and columns.
         for (rows, columns, indices) in [(12, 5, [11, 0, 3, 3, 7, 1, 11, 2] as [Int32]), (50, 20, (0..<40).map { Int32((13 * $0 + 5) % 50) }),
                                          (1, 1, [0, 0, 0]), (6, 3, [])] {
-            let src = (0..<rows * columns).map { _ in random.float(-5, 5) }
+            let src = (0..<rows * columns).map { _ in random.uniform(-5, 5) }
             let arena = try TrainingArena(backend, capacity: src.count + indices.count + columns * indices.count + 32)
             let sv = try arena.place(src), iv = try arena.place(int32s: indices), dv = try arena.output(columns * indices.count)
             try backend.gatherRows(sv, columns: columns, indices: iv, into: dv)
@@ -256,7 +256,7 @@ final class TrainingOpsTests: XCTestCase {
         var random = TrainingRandom(seed: 13)
         var results: [Float] = []
         for n in Self.squareSumCounts {
-            let x = (0..<n).map { _ in random.float(-3, 3) }
+            let x = (0..<n).map { _ in random.uniform(-3, 3) }
             let arena = try TrainingArena(backend, capacity: n + 16)
             let xv = try arena.place(x), out = try arena.output(1)
             try backend.sumOfSquares(xv, into: out)
@@ -351,7 +351,7 @@ final class TrainingOpsTests: XCTestCase {
         var results: [[Float]] = []
         for testCase in Self.adamCases {
             var random = TrainingRandom(seed: 14)
-            let initial = (0..<count).map { _ in random.float(-1, 1) }
+            let initial = (0..<count).map { _ in random.uniform(-1, 1) }
             var reference = ReferenceAdam(initial, testCase.hyper)
             let arena = try TrainingArena(backend, capacity: 4 * count + 64)
             let p = try arena.place(initial), g = try arena.output(count)
@@ -360,7 +360,7 @@ final class TrainingOpsTests: XCTestCase {
             for (index, scale) in testCase.scales.enumerated() {
                 // Components of very different sizes, some zero, so eps and the clip both matter.
                 let gradient: [Float] = (0..<count).map { i in
-                    i % 97 == 0 ? 0 : scale * random.float(-1, 1) * (i % 3 == 0 ? 1e-4 : 1)
+                    i % 97 == 0 ? 0 : scale * random.uniform(-1, 1) * (i % 3 == 0 ? 1e-4 : 1)
                 }
                 try backend.upload(gradient, to: g)
                 var hyper = testCase.hyper
@@ -526,21 +526,10 @@ final class TrainingOpsTests: XCTestCase {
 // MARK: - fixture
 
 enum TrainingFixture {
-    nonisolated(unsafe) private static var cached: OpenCLBackend??
-
-    /// The OpenCL backend (device SBI_TEST_OPENCL_DEVICE, else 0), shared so that each program
-    /// is built once; XCTSkip when the machine has none.
-    static func openCL() throws -> OpenCLBackend {
-        if cached == nil {
-            let devices = OpenCLDevice.all()
-            let index = ProcessInfo.processInfo.environment["SBI_TEST_OPENCL_DEVICE"].flatMap { Int($0) } ?? 0
-            cached = .some(devices.indices.contains(index) ? try OpenCLBackend(device: devices[index]) : nil)
-        }
-        guard let backend = cached! else { throw XCTSkip("no OpenCL device: the OpenCL side is skipped") }
-        return backend
-    }
-
-    static let cpu = CPUBackend()
+    /// The backends ElementwiseTests use: one shared OpenCL backend (device SBI_TEST_OPENCL_DEVICE,
+    /// else 0; XCTSkip without one), so each program is built once per run.
+    static func openCL() throws -> OpenCLBackend { try ElemFixture.openCL() }
+    static var cpu: CPUBackend { ElemFixture.cpu }
 
     /// |got − expected| ≤ atol + rtol·max(|expected|, scale), element-wise.
     static func assertClose(_ got: [Float], _ expected: [Double], rtol: Double, atol: Double, scale: [Double]? = nil,
@@ -566,21 +555,8 @@ enum TrainingFixture {
     }
 }
 
-/// SplitMix64, for reproducible inputs.
-struct TrainingRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-    mutating func float(_ low: Float, _ high: Float) -> Float {
-        low + (high - low) * Float(next() >> 40) / Float(1 << 24)
-    }
-}
+/// SplitMix64, for reproducible inputs (the generator ElementwiseTests uses).
+typealias TrainingRandom = ElemFixture.Inputs
 
 /// One buffer holding many operands at odd offsets, with sentinel elements between and around
 /// them; `checkGuards` verifies that no operation wrote outside its output view.
