@@ -392,6 +392,11 @@ final class TrainingOpsTests: XCTestCase {
         _ = try checkAdam(on: T.cpu)
     }
 
+    func testAdamMatchesPyTorchOnCPUAcrossCoresWithScalarTail() throws {
+        // Large enough to be split across cores; not a multiple of the 8-wide vector.
+        _ = try checkAdam(on: T.cpu, count: 70_003)
+    }
+
     func testAdamMatchesPyTorchOnOpenCLAndCPU() throws {
         let cl = try T.openCL()
         let onCL = try checkAdam(on: cl), onCPU = try checkAdam(on: T.cpu)

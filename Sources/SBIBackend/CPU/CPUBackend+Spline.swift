@@ -10,17 +10,18 @@ extension CPUBackend: SplineKernels {
         let px = try pointer(x), pp = try pointer(parameters), pm = try pointer(mask), py = try pointer(y)
         let pl = try pointer(logDeterminant)
         let count = RationalQuadraticSpline.parameterCount(bins: bins)
-        var spline = SplineKnots(bins: bins)
-        for r in 0..<rows {
-            var sum: Float = 0
-            for j in 0..<d {
-                let v = px[r * d + j]
-                guard pm[j] == 0, v >= -bound, v <= bound else { py[r * d + j] = v; continue }
-                let (out, ld) = spline.element(inverse: inverse, v, pp + (r * d + j) * count, bound: bound)
-                py[r * d + j] = out
-                sum += ld
+        SplineKnots.withScratch(bins: bins) { spline in
+            for r in 0..<rows {
+                var sum: Float = 0
+                for j in 0..<d {
+                    let v = px[r * d + j]
+                    guard pm[j] == 0, v >= -bound, v <= bound else { py[r * d + j] = v; continue }
+                    let (out, ld) = spline.element(inverse: inverse, v, pp + (r * d + j) * count, bound: bound)
+                    py[r * d + j] = out
+                    sum += ld
+                }
+                pl[r] = sum
             }
-            pl[r] = sum
         }
     }
 
@@ -36,40 +37,44 @@ extension CPUBackend: SplineKernels {
         let px = try pointer(x), pp = try pointer(parameters), pm = try pointer(mask)
         let gy = try pointer(gradientY), gl = try pointer(gradientLogDeterminant)
         let gx = try pointer(gradientX), gpar = try pointer(gradientParameters)
-        var spline = SplineKnots(bins: bins)
-        for r in 0..<rows {
-            for j in 0..<d {
-                let v = px[r * d + j], g = gy[r * d + j]
-                let p = pp + (r * d + j) * count, gp = gpar + (r * d + j) * count
-                guard pm[j] == 0, v >= -bound, v <= bound else {
-                    gx[r * d + j] = g
-                    gp.update(repeating: 0, count: count)
-                    continue
+        SplineKnots.withScratch(bins: bins) { spline in
+            for r in 0..<rows {
+                for j in 0..<d {
+                    let v = px[r * d + j], g = gy[r * d + j]
+                    let p = pp + (r * d + j) * count, gp = gpar + (r * d + j) * count
+                    guard pm[j] == 0, v >= -bound, v <= bound else {
+                        gx[r * d + j] = g
+                        gp.update(repeating: 0, count: count)
+                        continue
+                    }
+                    gx[r * d + j] = spline.backward(v, p, bound: bound, gradientY: g, gradientLogDeterminant: gl[r],
+                                                    gradientParameters: gp)
                 }
-                gx[r * d + j] = spline.backward(v, p, bound: bound, gradientY: g, gradientLogDeterminant: gl[r],
-                                                gradientParameters: gp)
             }
         }
     }
 }
 
-/// The knots and derivatives of one element's spline, in scratch arrays reused across elements.
+/// The knots and derivatives of one element's spline, in stack scratch reused across the
+/// elements of one thread's rows (no heap allocation in a training step).
 private struct SplineKnots {
     let bins: Int
-    var xk: [Float], yk: [Float], dk: [Float], size: [Float]
+    let xk: UnsafeMutablePointer<Float>, yk: UnsafeMutablePointer<Float>
+    let dk: UnsafeMutablePointer<Float>, size: UnsafeMutablePointer<Float>
 
-    init(bins: Int) {
-        self.bins = bins
-        xk = [Float](repeating: 0, count: bins + 1)
-        yk = xk
-        dk = xk
-        size = [Float](repeating: 0, count: bins)
+    static func withScratch(bins: Int, _ body: (SplineKnots) -> Void) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * bins + 3) { scratch in
+            let base = scratch.baseAddress!
+            let knots = SplineKnots(bins: bins, xk: base, yk: base + bins + 1, dk: base + 2 * (bins + 1),
+                                    size: base + 3 * (bins + 1))
+            body(knots)
+        }
     }
 
     static func softplus(_ x: Float) -> Float { max(x, 0) + Foundation.log1p(Foundation.exp(-abs(x))) }
 
     /// Normalized bin sizes: minimum + (1 − minimum·K)·softmax(raw).
-    mutating func normalize(_ raw: UnsafeMutablePointer<Float>, minimum: Float) {
+    func normalize(_ raw: UnsafeMutablePointer<Float>, minimum: Float) {
         var mx = raw[0]
         for i in 1..<bins { mx = max(mx, raw[i]) }
         var total: Float = 0
@@ -78,18 +83,18 @@ private struct SplineKnots {
     }
 
     /// Knots −B, −B + 2B·cumsum(size)…, B.
-    static func knots(_ size: [Float], _ knot: inout [Float], bins: Int, bound: Float) {
+    static func knots(_ size: UnsafeMutablePointer<Float>, _ knot: UnsafeMutablePointer<Float>, bins: Int, bound: Float) {
         var acc: Float = 0
         knot[0] = -bound
         for i in 1..<bins { acc += size[i - 1]; knot[i] = 2 * bound * acc - bound }
         knot[bins] = bound
     }
 
-    mutating func setup(_ p: UnsafeMutablePointer<Float>, bound: Float) {
+    func setup(_ p: UnsafeMutablePointer<Float>, bound: Float) {
         normalize(p, minimum: RationalQuadraticSpline.minimumBinWidth)
-        Self.knots(size, &xk, bins: bins, bound: bound)
+        Self.knots(size, xk, bins: bins, bound: bound)
         normalize(p + bins, minimum: RationalQuadraticSpline.minimumBinHeight)
-        Self.knots(size, &yk, bins: bins, bound: bound)
+        Self.knots(size, yk, bins: bins, bound: bound)
         dk[0] = 1
         dk[bins] = 1
         for i in 1..<bins {
@@ -98,13 +103,13 @@ private struct SplineKnots {
     }
 
     /// nflows' searchsorted as a linear scan; v is inside [−B, B].
-    func bin(_ knot: [Float], _ v: Float) -> Int {
+    func bin(_ knot: UnsafeMutablePointer<Float>, _ v: Float) -> Int {
         var k = 0
         for i in 1..<bins where v >= knot[i] { k = i }
         return k
     }
 
-    mutating func element(inverse: Bool, _ v: Float, _ p: UnsafeMutablePointer<Float>, bound: Float) -> (Float, Float) {
+    func element(inverse: Bool, _ v: Float, _ p: UnsafeMutablePointer<Float>, bound: Float) -> (Float, Float) {
         setup(p, bound: bound)
         let k = bin(inverse ? yk : xk, v)
         let w = xk[k + 1] - xk[k], h = yk[k + 1] - yk[k]
@@ -156,7 +161,7 @@ private struct SplineKnots {
 
     /// Gradients of the forward map of one element inside [−B, B]: writes those of its raw
     /// parameters and returns that of x.
-    mutating func backward(_ v: Float, _ p: UnsafeMutablePointer<Float>, bound: Float, gradientY g: Float,
+    func backward(_ v: Float, _ p: UnsafeMutablePointer<Float>, bound: Float, gradientY g: Float,
                            gradientLogDeterminant gld: Float, gradientParameters gp: UnsafeMutablePointer<Float>) -> Float {
         setup(p, bound: bound)
         let k = bin(xk, v)

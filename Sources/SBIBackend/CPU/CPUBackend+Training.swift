@@ -98,7 +98,15 @@ extension CPUBackend {
         let m = try pointer(firstMoment), v = try pointer(secondMoment)
         let clip = try gradientSquaredNorm.map { AdamMath.clipScale(try pointer($0)[0], maxGradientNorm) } ?? 1
         let (c1, c2) = hyper.biasCorrections
-        for i in 0..<parameters.count {
+        // Memory-bound over every parameter (four streams in, three out): split across the
+        // cores and vectorized by hand, since the compiler cannot prove that p, g, m, v don't alias.
+        let count = parameters.count, width = AdamMath.Vector.scalarCount
+        CPUParallel.forEachChunk(count / width, work: count) { range in
+            for block in range {
+                AdamMath.update(p, g, m, v, at: block * width, clip, hyper, c1, c2)
+            }
+        }
+        for i in (count / width * width)..<count {
             AdamMath.update(&p[i], g[i] * clip, &m[i], &v[i], hyper, c1, c2)
         }
     }
@@ -117,6 +125,27 @@ enum AdamMath {
     static func clipScale(_ squaredNorm: Float, _ maxNorm: Float) -> Float {
         let coefficient = maxNorm / (squaredNorm.squareRoot() + 1e-6)
         return coefficient < 1 ? coefficient : 1
+    }
+
+    typealias Vector = SIMD8<Float>
+
+    /// The same formula on `Vector.scalarCount` consecutive parameters from `i`; element by
+    /// element the roundings are those of the scalar form.
+    @inline(__always)
+    static func update(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
+                       _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, at i: Int,
+                       _ clip: Float, _ h: AdamHyperparameters, _ c1: Float, _ c2: Float) {
+        func load(_ x: UnsafeMutablePointer<Float>) -> Vector { UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self) }
+        func store(_ value: Vector, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x + i).storeBytes(of: value, as: Vector.self) }
+        var pv = load(p), mv = load(m), vv = load(v)
+        let gv = load(g) * clip
+        if h.weightDecay > 0 { pv = pv - (h.learningRate * h.weightDecay) * pv }
+        mv = h.beta1 * mv + (1 - h.beta1) * gv
+        vv = h.beta2 * vv + (1 - h.beta2) * (gv * gv)
+        let mHat = mv / c1
+        let vHat = vv / c2
+        pv = pv - (h.learningRate * mHat) / (vHat.squareRoot() + h.epsilon)
+        store(pv, p); store(mv, m); store(vv, v)
     }
 
     @inline(__always)

@@ -20,10 +20,11 @@ public final class CPUBackend: Backend {
     /// OpenBLAS threads for large products.
     public let threads: Int
     private var blasThreads: Int
-    /// Products below this many multiply-adds run on one thread: waking OpenBLAS's pool costs
-    /// more than it saves on the small matrices of density-estimator nets, and on a loaded
-    /// machine its spinning threads steal the cores the work needs.
-    public var singleThreadedGEMMWork = 1 << 21
+    /// Products below this many multiply-adds (about a millisecond on one core) run on one
+    /// thread. Every threaded product keeps OpenBLAS's pool spinning in `sched_yield` for a
+    /// while after it: on density-estimator nets (batch 512 × 64 × 64 is 2²¹) it took a whole
+    /// core and 7 s of system time per 10 epochs (two_moons, 10⁵ rows) for no gain in speed.
+    public var singleThreadedGEMMWork = 1 << 24
 
     /// Sets OpenBLAS's thread count for a product of m·n·k multiply-adds.
     private func useThreads(forWork work: Int) {
