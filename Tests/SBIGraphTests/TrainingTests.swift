@@ -32,6 +32,31 @@ final class TrainingTests: XCTestCase {
         XCTAssertLessThan(history.last!.trainingLoss, history.first!.trainingLoss)
     }
 
+    /// Two half-batch replicas on two threads, gradients averaged, take the same steps as one
+    /// full-batch plan: equal up to float summation order.
+    func testSplitBatchTrainsLikeTheFullBatch() throws {
+        let data = try regressionData(rows: 200)
+        var configuration = regressionConfiguration(epochs: 3)
+        configuration.learningRate = 1e-2
+        let split = try Trainer(backend: CPUBackend(), configuration: configuration, data: data, splitBatch: true,
+                                lossGraph: regressionLoss)
+        let whole = try Trainer(backend: CPUBackend(), configuration: configuration, data: data, splitBatch: false,
+                                lossGraph: regressionLoss)
+        XCTAssertEqual(split.replicas.count, 2)
+        XCTAssertEqual(whole.replicas.count, 1)
+        let splitHistory = try split.train(), wholeHistory = try whole.train()
+        for (a, b) in zip(splitHistory, wholeHistory) {
+            XCTAssertEqual(a.trainingLoss, b.trainingLoss, accuracy: 1e-5 * abs(b.trainingLoss))
+            XCTAssertEqual(a.validationLoss, b.validationLoss, accuracy: 1e-5 * abs(b.validationLoss))
+        }
+        let p = try split.backend.download(split.store.values.view), q = try whole.backend.download(whole.store.values.view)
+        for (a, b) in zip(p, q) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b))) }
+        // The automatic choice: split on the CPU for a small model, never on OpenCL.
+        XCTAssertTrue(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, parameterCount: 1_000))
+        XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, parameterCount: 10_000_000))
+        XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 63, parameterCount: 1_000))
+    }
+
     func testEarlyStoppingAndPlateauSchedule() throws {
         var configuration = regressionConfiguration(epochs: 500)
         configuration.learningRate = 5e-2   // large enough to stall

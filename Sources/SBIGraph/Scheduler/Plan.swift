@@ -62,8 +62,10 @@ public final class Plan: CustomStringConvertible {
     ///   - outputs: tensors to compute; they stay readable after `run()`.
     ///   - gradients: (gradient tensor, parameter name) pairs: each gradient is written into the
     ///     store's gradient buffer for that parameter.
+    ///   - gradientBuffer: where the gradients go instead, laid out like the store's gradients
+    ///     (a data-parallel replica's own).
     public init(graph: Graph, backend: Backend, outputs: [Tensor], parameters: ParameterStore? = nil,
-                gradients: [(tensor: Tensor, parameter: String)] = []) throws {
+                gradients: [(tensor: Tensor, parameter: String)] = [], gradientBuffer: Buffer? = nil) throws {
         self.backend = backend
         self.graph = graph
         self.parameters = parameters
@@ -173,7 +175,8 @@ public final class Plan: CustomStringConvertible {
         }
         for (id, name) in boundGradients {
             let t = graph.tensors[id]
-            let view = try parameters!.gradient(name)
+            let entry = try parameters!.entry(name)
+            let view = try gradientBuffer?.view(offset: entry.offset, count: entry.count) ?? parameters!.gradient(name)
             guard view.count == t.count else {
                 throw SBIError.sizeMismatch("gradient \(t) bound to parameter \(name) of \(view.count) elements")
             }

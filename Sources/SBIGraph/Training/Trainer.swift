@@ -9,6 +9,13 @@ import SBIBackend
 /// epoch's shuffled index list (uploaded once per epoch), replays the planned forward/backward
 /// launches and the Adam launch, and adds the loss to a device accumulator: no allocation and
 /// no host synchronization per step; the losses are read once per epoch.
+///
+/// On the CPU backend a small model's batch is split into two replicas of the plan, one per
+/// half, run on two threads, their gradients averaged before Adam (data parallelism). Each
+/// thread keeps its activations in its own core's cache: splitting every loop and product
+/// across the cores instead made the 2-core development machine slower, since each op's data
+/// crossed between cores. The split is the same on any core count, so results do not depend
+/// on the machine.
 public final class Trainer {
     public let backend: Backend
     public let configuration: TrainingConfiguration
@@ -17,9 +24,17 @@ public final class Trainer {
     /// Model description stored in checkpoints next to the parameters (`__metadata__`).
     public var modelMetadata: [String: String] = [:]
 
-    let trainPlan: Plan
-    let trainInputs: [(tensor: Tensor, column: Int)]
-    let trainLoss: Tensor
+    /// A planned loss-and-gradients graph over `rows` of the batch.
+    struct Replica {
+        let plan: Plan
+        let inputs: [(tensor: Tensor, column: Int)]
+        let loss: Tensor
+        let rows: Int
+    }
+    /// One replica over the whole batch, or two over its halves (the second writing its
+    /// gradients into `replicaGradients`).
+    let replicas: [Replica]
+    let replicaGradients: Buffer?
     let evalPlans: [(plan: Plan, inputs: [(tensor: Tensor, column: Int)], loss: Tensor, rows: Int)]
     let dataBuffers: [Buffer]
     let columnWidths: [Int]
@@ -46,10 +61,12 @@ public final class Trainer {
     }
     var state = State()
 
-    /// - Parameter lossGraph: builds the scalar loss (a mean over the batch) of a batch of the
-    ///   given size into the graph; its inputs are named like the data's columns.
+    /// - Parameters:
+    ///   - lossGraph: builds the scalar loss (a mean over the batch) of a batch of the given size
+    ///     into the graph; its inputs are named like the data's columns.
+    ///   - splitBatch: run each step as two half-batch replicas; nil decides by `splitsBatch`.
     public init(backend: Backend, configuration: TrainingConfiguration, data: TrainingData,
-                lossGraph: (Graph, Int) throws -> Tensor) throws {
+                splitBatch: Bool? = nil, lossGraph: (Graph, Int) throws -> Tensor) throws {
         self.backend = backend
         self.configuration = configuration
         let batch = configuration.batchSize
@@ -68,12 +85,9 @@ public final class Trainer {
 
         // The training graph: loss and gradients of every parameter.
         let graph = Graph()
-        trainLoss = try lossGraph(graph, batch)
-        store = try ParameterStore(graph: graph, backend: backend, seed: configuration.seed)
-        let parameters = graph.parameters
-        let gradients = try graph.gradients(of: trainLoss, with: parameters.map(\.tensor))
-        trainPlan = try Plan(graph: graph, backend: backend, outputs: [trainLoss], parameters: store,
-                             gradients: zip(gradients, parameters).map { ($0, $1.name) })
+        let loss = try lossGraph(graph, batch)
+        let store = try ParameterStore(graph: graph, backend: backend, seed: configuration.seed)
+        self.store = store
         func bind(_ g: Graph) throws -> [(tensor: Tensor, column: Int)] {
             try g.inputs.map { input in
                 guard let column = data.columns.firstIndex(where: { $0.name == input.name }) else {
@@ -85,7 +99,26 @@ public final class Trainer {
                 return (input.tensor, column)
             }
         }
-        trainInputs = try bind(graph)
+        func replica(_ g: Graph, _ loss: Tensor, rows: Int, gradientBuffer: Buffer?) throws -> Replica {
+            let parameters = g.parameters
+            let gradients = try g.gradients(of: loss, with: parameters.map(\.tensor))
+            let plan = try Plan(graph: g, backend: backend, outputs: [loss], parameters: store,
+                                gradients: zip(gradients, parameters).map { ($0, $1.name) }, gradientBuffer: gradientBuffer)
+            return Replica(plan: plan, inputs: try bind(g), loss: loss, rows: rows)
+        }
+        if splitBatch ?? Trainer.splitsBatch(backend: backend, batch: batch, parameterCount: store.parameterCount) {
+            guard batch % 2 == 0 else { throw SBIError.invalidArgument("a split batch needs an even batch size, not \(batch)") }
+            let second = try backend.makeBuffer(count: store.count)
+            try backend.fill(second.view, value: 0)  // the padding between entries stays zero
+            replicaGradients = second
+            replicas = try [nil, second].map { buffer in
+                let g = Graph()
+                return try replica(g, try lossGraph(g, batch / 2), rows: batch / 2, gradientBuffer: buffer)
+            }
+        } else {
+            replicaGradients = nil
+            replicas = [try replica(graph, loss, rows: batch, gradientBuffer: nil)]
+        }
 
         // Evaluation plans: full batches, and one for the remainder of the validation set.
         var evalPlans: [(Plan, [(tensor: Tensor, column: Int)], Tensor, Int)] = []
@@ -104,6 +137,15 @@ public final class Trainer {
         bestValues = try backend.makeBuffer(count: store.count)
         squaredNorm = try backend.makeBuffer(count: 1)
         try backend.copy(store.values.view, to: bestValues.view)
+    }
+
+    /// Whether a training step runs as two half-batch replicas: on the CPU backend, for batches
+    /// of 64 rows or more, when every product of the model stays on one OpenBLAS thread (a
+    /// product's multiply-adds are at most rows × the parameter count), so that the two threads
+    /// never reconfigure OpenBLAS under each other.
+    static func splitsBatch(backend: Backend, batch: Int, parameterCount: Int) -> Bool {
+        guard let cpu = backend as? CPUBackend else { return false }
+        return batch % 2 == 0 && batch >= 64 && batch / 2 * parameterCount < cpu.singleThreadedGEMMWork
     }
 
     /// A seeded Fisher–Yates shuffle of 0..<count from the Philox stream (seed, stream).
@@ -138,14 +180,30 @@ public final class Trainer {
         try backend.upload(shuffled.map { trainIndices[Int($0)] }, to: epochIndices.view)
         try backend.fill(accumulators.view, value: 0)
         let lossSum = accumulators.view(offset: 0, count: 1)
-        let lossView = try trainPlan.view(of: trainLoss)
+        let lossViews = try replicas.map { try $0.plan.view(of: $0.loss) }
         for step in 0..<stepsPerEpoch {
-            let indices = epochIndices.view(offset: step * batch, count: batch)
-            for (tensor, column) in trainInputs {
-                try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
-                                       into: try trainPlan.view(of: tensor))
+            func run(_ r: Int) throws {
+                let replica = replicas[r]
+                let indices = epochIndices.view(offset: step * batch + r * replica.rows, count: replica.rows)
+                for (tensor, column) in replica.inputs {
+                    try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
+                                           into: try replica.plan.view(of: tensor))
+                }
+                try replica.plan.run()
             }
-            try trainPlan.run()
+            if let replicaGradients {
+                var failure0: Error?, failure1: Error?
+                DispatchQueue.concurrentPerform(iterations: 2) { r in
+                    do { try run(r) } catch { if r == 0 { failure0 = error } else { failure1 = error } }
+                }
+                if let failure = failure0 ?? failure1 { throw failure }
+                let gradients = store.gradients.view
+                try backend.binary(.add, gradients, replicaGradients.view, gradients, rows: 1, cols: gradients.count,
+                                   broadcast: .none)
+                try backend.affine(gradients, gradients, scale: 0.5, shift: 0)
+            } else {
+                try run(0)
+            }
             let clip = configuration.maxGradientNorm
             if clip != nil { try backend.sumOfSquares(store.gradients.view, into: squaredNorm.view) }
             state.step += 1
@@ -155,7 +213,9 @@ public final class Trainer {
                                                             weightDecay: configuration.weightDecay, step: state.step),
                                  gradientSquaredNorm: clip == nil ? nil : squaredNorm.view,
                                  maxGradientNorm: clip ?? 0)
-            try backend.binary(.add, lossSum, lossView, lossSum, rows: 1, cols: 1, broadcast: .none)
+            for lossView in lossViews {
+                try backend.binary(.add, lossSum, lossView, lossSum, rows: 1, cols: 1, broadcast: .none)
+            }
         }
         // Validation: full batches accumulate into slot 1, the remainder batch lands in slot 2.
         if let validationIndices {
@@ -175,7 +235,8 @@ public final class Trainer {
             }
         }
         let sums = try backend.download(accumulators.view)  // the epoch's one synchronization
-        let train = Double(sums[0]) / Double(stepsPerEpoch)
+        // Each replica's loss is the mean over its rows.
+        let train = Double(sums[0]) / Double(stepsPerEpoch * replicas.count)
         let fullBatches = validationRows / batch, remainder = validationRows % batch
         let validation = validationRows == 0 ? train
             : (Double(sums[1]) * Double(batch) + Double(sums[2]) * Double(remainder)) / Double(validationRows)
