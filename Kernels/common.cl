@@ -47,3 +47,32 @@ inline float apply_binary(int op, float a, float b) {
     default: return a / b;
     }
 }
+
+// Tree reductions in local memory over a work-group of `size` items (a power of two), shared by
+// every kernel that reduces a row or a vector. Every item must call them, since they hold
+// barriers, and every item gets the result; `partial` (size floats) may be reused right after.
+inline float group_sum(__local float* partial, float value, int size) {
+    int lid = get_local_id(0);
+    partial[lid] = value;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = size / 2; stride > 0; stride >>= 1) {
+        if (lid < stride) partial[lid] += partial[lid + stride];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float total = partial[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
+inline float group_max(__local float* partial, float value, int size) {
+    int lid = get_local_id(0);
+    partial[lid] = value;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = size / 2; stride > 0; stride >>= 1) {
+        if (lid < stride) partial[lid] = fmax(partial[lid], partial[lid + stride]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float total = partial[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}

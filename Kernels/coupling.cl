@@ -33,13 +33,8 @@ __kernel void affine_coupling(int inverse, __global const float* x, int xo, __gl
             if (m == 0.0f) sum += s;
         }
     }
-    partial[lid] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = WG / 2; stride > 0; stride >>= 1) {
-        if (lid < stride) partial[lid] += partial[lid + stride];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0 && row < rows) logdet[lo + row] = inverse ? -partial[0] : partial[0];
+    float total = group_sum(partial, sum, WG);
+    if (lid == 0 && row < rows) logdet[lo + row] = inverse ? -total : total;
 }
 
 // Backward of the forward direction, given gy (rows×D) and glogdet (rows):

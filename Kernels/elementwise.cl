@@ -47,13 +47,8 @@ __kernel void sum_rows(__global const float* x, int xo, int rows, int cols, __gl
     float s = 0.0f;
     if (row < rows)
         for (int c = lid; c < cols; c += WG) s += x[xo + row * cols + c];
-    partial[lid] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = WG / 2; stride > 0; stride >>= 1) {
-        if (lid < stride) partial[lid] += partial[lid + stride];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0 && row < rows) out[oo + row] = partial[0];
+    float total = group_sum(partial, s, WG);
+    if (lid == 0 && row < rows) out[oo + row] = total;
 }
 
 __kernel void log_sum_exp_rows(__global const float* x, int xo, int rows, int cols, __global float* out, int oo) {
@@ -62,25 +57,13 @@ __kernel void log_sum_exp_rows(__global const float* x, int xo, int rows, int co
     float m = -INFINITY;
     if (row < rows)
         for (int c = lid; c < cols; c += WG) m = fmax(m, x[xo + row * cols + c]);
-    partial[lid] = m;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = WG / 2; stride > 0; stride >>= 1) {
-        if (lid < stride) partial[lid] = fmax(partial[lid], partial[lid + stride]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float rowMax = partial[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
+    float rowMax = group_max(partial, m, WG);
     // A row of -inf gives -inf (log 0); a row holding +inf gives +inf (not inf - inf = NaN).
     float s = 0.0f;
     if (row < rows && !isinf(rowMax))
         for (int c = lid; c < cols; c += WG) s += exp(x[xo + row * cols + c] - rowMax);
-    partial[lid] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = WG / 2; stride > 0; stride >>= 1) {
-        if (lid < stride) partial[lid] += partial[lid + stride];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0 && row < rows) out[oo + row] = isinf(rowMax) ? rowMax : rowMax + log(partial[0]);
+    float total = group_sum(partial, s, WG);
+    if (lid == 0 && row < rows) out[oo + row] = isinf(rowMax) ? rowMax : rowMax + log(total);
 }
 
 // Narrow rows (a few columns): one work-item per row, a sequential loop over the row.

@@ -110,13 +110,8 @@ __kernel void rq_spline(int inverse, __global const float* x, int xo, __global c
             y[yo + row * D + j] = out;
         }
     }
-    partial[lid] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = WG / 2; stride > 0; stride >>= 1) {
-        if (lid < stride) partial[lid] += partial[lid + stride];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0 && row < rows) logdet[lo + row] = partial[0];
+    float total = group_sum(partial, sum, WG);
+    if (lid == 0 && row < rows) logdet[lo + row] = total;
 }
 
 // Gradient w.r.t. K raw values of a softmax-normalized, cumsum'd set of knots, given the

@@ -37,7 +37,7 @@ __kernel void gather_columns(__global const float* src, int so, int rows, int co
     int c = get_global_id(0), r = get_global_id(1);
     if (c < width && r < rows) {
         int k = index[io + c];
-        dst[dstOff + r * width + c] = (k >= 0 && k < cols) ? src[so + r * cols + k] : NAN;
+        dst[dstOff + r * width + c] = (k >= 0 && k < cols) ? src[so + r * cols + k] : (k == -1 ? 0.0f : NAN);
     }
 }
 
@@ -46,7 +46,7 @@ __kernel void gather_rows(__global const float* src, int so, int srcRows, int co
     int c = get_global_id(0), r = get_global_id(1);
     if (c < cols && r < count) {
         int k = index[io + r];
-        dst[dstOff + r * cols + c] = (k >= 0 && k < srcRows) ? src[so + k * cols + c] : NAN;
+        dst[dstOff + r * cols + c] = (k >= 0 && k < srcRows) ? src[so + k * cols + c] : (k == -1 ? 0.0f : NAN);
     }
 }
 
@@ -69,13 +69,8 @@ __kernel void sum_of_squares(__global const float* x, int xo, int n, __global fl
     int lid = get_local_id(0);
     float s = 0.0f;
     for (int i = lid; i < n; i += WG) { float v = x[xo + i]; s += v * v; }
-    partial[lid] = s;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int stride = WG / 2; stride > 0; stride >>= 1) {
-        if (lid < stride) partial[lid] += partial[lid + stride];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0) out[oo] = partial[0];
+    float total = group_sum(partial, s, WG);
+    if (lid == 0) out[oo] = total;
 }
 
 // PyTorch's Adam/AdamW. c1, c2 are the bias corrections 1 − βᵗ; hasNorm selects clipping by the

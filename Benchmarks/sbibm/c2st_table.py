@@ -82,14 +82,16 @@ def main():
                             "trainingSeconds": config.get("trainingSeconds"), "wallSeconds": wall,
                             "epochs": config.get("epochsRun"),
                             "publishedNPE": PUBLISHED_NPE.get(task, {}).get(budget)})
+            if args.json:  # after every run, so that a long harness killed midway keeps what it measured
+                with open(args.json + ".tmp", "w") as f:
+                    json.dump(results, f, indent=2)
+                os.replace(args.json + ".tmp", args.json)
     print("| task | simulations | method | mean C2ST (obs) | published NPE | training s | epochs |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         obs = ",".join(map(str, r["observations"])) if len(r["observations"]) < 10 else "1–10"
         print(f"| {r['task']} | {r['budget']} | {r['method']} ({r['estimator']}) | {r['meanC2ST']:.3f} ({obs}) | "
               f"{r['publishedNPE'] if r['publishedNPE'] is not None else '–'} | {r['trainingSeconds']:.1f} | {r['epochs']} |")
-    if args.json:
-        json.dump(results, open(args.json, "w"), indent=2)
 
 
 if __name__ == "__main__":

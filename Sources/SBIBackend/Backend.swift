@@ -87,9 +87,11 @@ public protocol Backend: AnyObject {
     /// concatenation along the feature axis. src is rows×srcColumns, dst rows×dstColumns.
     func copyColumns(rows: Int, width: Int, from src: BufferView, columns srcColumns: Int, start srcStart: Int,
                      to dst: BufferView, columns dstColumns: Int, start dstStart: Int) throws
-    /// dst[r, c] = src[r, indices[c]]; `indices` holds Int32, dst is rows×indices.count.
+    /// dst[r, c] = src[r, indices[c]]; `indices` holds Int32, dst is rows×indices.count. Index −1
+    /// reads 0 (a zero column: scatters and zero padding are gathers too).
     func gatherColumns(_ src: BufferView, rows: Int, columns: Int, indices: BufferView, into dst: BufferView) throws
-    /// dst[r, :] = src[indices[r], :]; `indices` holds Int32, dst is indices.count×columns.
+    /// dst[r, :] = src[indices[r], :]; `indices` holds Int32, dst is indices.count×columns. Index −1
+    /// reads a row of zeros.
     func gatherRows(_ src: BufferView, columns: Int, indices: BufferView, into dst: BufferView) throws
     /// out (rows×cols) = b broadcast: `.row`, b has cols elements; `.column`, b has rows; `.none`, a copy.
     func broadcast(_ b: BufferView, into out: BufferView, rows: Int, cols: Int, broadcast: Broadcast) throws

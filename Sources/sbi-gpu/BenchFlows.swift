@@ -16,7 +16,8 @@ struct BenchFlows: ParsableCommand {
             masks; each coupling net an MLP D → 1024 → 1024 → 2D with ReLU; s = tanh(raw s); \
             standard-normal base; Adam; float32. After --warmups untimed runs, the median of \
             --repeats timed runs, each ending in a device synchronization. GFLOP/s counts the \
-            GEMMs (a training step is 3× the forward's); the ceiling is cblas_sgemm on the CPU and \
+            GEMMs executed (the coupling nets read only the pass-through half and compute s, t \
+            only for the other half; a training step is 3× the forward's); the ceiling is cblas_sgemm on the CPU and \
             the best measured GEMM on an OpenCL device, both at the 256×1024×1024 product. With \
             --torch (default when python3 can import torch) Benchmarks/reference/realnvp_mlp.py \
             runs the same spec with the same thread count.
@@ -126,7 +127,11 @@ struct BenchFlows: ParsableCommand {
             draw += UInt64(batch * d)
             try samplePlan.run()
         }
-        let perImage: Int = d * hidden + hidden * hidden + hidden * 2 * d
+        // The products sbi-gpu executes: each coupling net reads the D/2 pass-through pixels and
+        // computes s and t for the other D/2 only (CouplingNetColumns); PyTorch's twin multiplies
+        // the full D-wide products, a third more multiply-adds at hidden = D.
+        let passing = d / 2, transformed = d - d / 2
+        let perImage: Int = passing * hidden + hidden * hidden + hidden * 2 * transformed
         let forwardFlops: Double = Double(layers) * 2 * Double(batch) * Double(perImage)
         let trainGflops = 3 * forwardFlops / trainSeconds / 1e9
         let storeBytes = 4 * store.count * 4

@@ -181,8 +181,9 @@ final class TrainingOpsTests: XCTestCase {
     func checkGathers(on backend: Backend) throws -> [[Float]] {
         var random = TrainingRandom(seed: 12)
         var results: [[Float]] = []
-        // gatherColumns: repeats, reversal, a permutation; widths across 16-wide groups.
+        // gatherColumns: repeats, reversal, a permutation, −1 (zeros); widths across 16-wide groups.
         for (rows, columns, indices) in [(33, 10, [9, 0, 0, 3, 7, 7, 7, 1, 2, 9, 5, 4, 6, 8, 3, 2, 1, 0, 9, 9, 4] as [Int32]),
+                                         (5, 4, [-1, 2, -1, -1, 0, 3]),
                                          (3, 5, [4, 3, 2, 1, 0]), (1, 1, [0]), (17, 40, (0..<40).map { Int32((7 * $0) % 40) }),
                                          (4, 6, [])] {
             let src = (0..<rows * columns).map { _ in random.uniform(-5, 5) }
@@ -190,20 +191,21 @@ final class TrainingOpsTests: XCTestCase {
             let sv = try arena.place(src), iv = try arena.place(int32s: indices), dv = try arena.output(rows * indices.count)
             try backend.gatherColumns(sv, rows: rows, columns: columns, indices: iv, into: dv)
             var expected: [Float] = []
-            for r in 0..<rows { for c in indices { expected.append(src[r * columns + Int(c)]) } }
+            for r in 0..<rows { for c in indices { expected.append(c < 0 ? 0 : src[r * columns + Int(c)]) } }
             let got = try backend.download(dv)
             XCTAssertEqual(got, expected, "gatherColumns \(rows)×\(columns) by \(indices.count) on \(backend.kind)")
             try arena.checkGuards("gatherColumns on \(backend.kind)")
             results.append(got)
         }
-        // gatherRows: a mini-batch of rows, with repeats, more than one group of rows and columns.
+        // gatherRows: a mini-batch of rows, with repeats, −1 (zeros), more than one group of rows and columns.
         for (rows, columns, indices) in [(12, 5, [11, 0, 3, 3, 7, 1, 11, 2] as [Int32]), (50, 20, (0..<40).map { Int32((13 * $0 + 5) % 50) }),
+                                         (4, 3, [-1, 2, -1, 0]),
                                          (1, 1, [0, 0, 0]), (6, 3, [])] {
             let src = (0..<rows * columns).map { _ in random.uniform(-5, 5) }
             let arena = try TrainingArena(backend, capacity: src.count + indices.count + columns * indices.count + 32)
             let sv = try arena.place(src), iv = try arena.place(int32s: indices), dv = try arena.output(columns * indices.count)
             try backend.gatherRows(sv, columns: columns, indices: iv, into: dv)
-            let expected = indices.flatMap { src[Int($0) * columns ..< (Int($0) + 1) * columns] }
+            let expected = indices.flatMap { $0 < 0 ? Array(repeating: 0, count: columns) : Array(src[Int($0) * columns ..< (Int($0) + 1) * columns]) }
             let got = try backend.download(dv)
             XCTAssertEqual(got, expected, "gatherRows \(rows)×\(columns) by \(indices.count) on \(backend.kind)")
             try arena.checkGuards("gatherRows on \(backend.kind)")
@@ -468,12 +470,12 @@ final class TrainingOpsTests: XCTestCase {
     /// Index errors are found on the host by the CPU backend.
     static func badIndexCalls(_ b: Backend) throws -> [(String, () throws -> Void)] {
         let six = try b.makeBuffer(count: 6).view, four = try b.makeBuffer(count: 4).view
-        let high = try b.makeBuffer([0, 3] as [Int32]).view, negative = try b.makeBuffer([-1, 0] as [Int32]).view
+        let high = try b.makeBuffer([0, 3] as [Int32]).view, negative = try b.makeBuffer([-2, 0] as [Int32]).view
         return [
             ("gatherColumns index 3", { try b.gatherColumns(six, rows: 2, columns: 3, indices: high, into: four) }),
-            ("gatherColumns index -1", { try b.gatherColumns(six, rows: 2, columns: 3, indices: negative, into: four) }),
+            ("gatherColumns index -2", { try b.gatherColumns(six, rows: 2, columns: 3, indices: negative, into: four) }),
             ("gatherRows index 3", { try b.gatherRows(six, columns: 2, indices: high, into: four) }),
-            ("gatherRows index -1", { try b.gatherRows(six, columns: 2, indices: negative, into: four) }),
+            ("gatherRows index -2", { try b.gatherRows(six, columns: 2, indices: negative, into: four) }),
         ]
     }
 
@@ -511,7 +513,8 @@ final class TrainingOpsTests: XCTestCase {
     }
 
     func testOutOfRangeGatherIndicesOnOpenCLReadNothingOutside() throws {
-        // The device cannot throw: out-of-range indices yield NaN instead of reading foreign memory.
+        // The device cannot throw: out-of-range indices (other than −1, which reads zeros) yield NaN
+        // instead of reading foreign memory.
         let cl = try T.openCL()
         let arena = try TrainingArena(cl, capacity: 64)
         let src = try arena.place([1, 2, 3, 4, 5, 6]), out = try arena.output(4)
@@ -520,7 +523,7 @@ final class TrainingOpsTests: XCTestCase {
         XCTAssertEqual(columns[0], 3)
         XCTAssertEqual(columns[2], 6)
         XCTAssertTrue(columns[1].isNaN && columns[3].isNaN, "\(columns)")
-        try cl.gatherRows(src, columns: 2, indices: try arena.place(int32s: [-1, 2]), into: out)
+        try cl.gatherRows(src, columns: 2, indices: try arena.place(int32s: [-2, 2]), into: out)
         let rows = try cl.download(out)
         XCTAssertTrue(rows[0].isNaN && rows[1].isNaN, "\(rows)")
         XCTAssertEqual(Array(rows[2...]), [5, 6])

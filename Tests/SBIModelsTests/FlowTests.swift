@@ -217,44 +217,17 @@ final class FlowTests: XCTestCase {
         }
     }
 
-    /// A conditional flow on a linear-Gaussian model recovers the analytic posterior:
-    /// θ ~ N(0, I₂), x = Aθ + ε, ε ~ N(0, 0.25·I₂), so θ | x ~ N(ΣAᵀx/0.25, Σ) with
-    /// Σ = (I + AᵀA/0.25)⁻¹. Mean within 0.05 and covariance entries within 0.03 (5000 samples
-    /// have standard errors ≈ 0.005 and ≈ 0.004; the rest is model error).
+    /// A conditional flow on a linear-Gaussian model recovers the analytic posterior
+    /// (`LinearGaussianPosterior`).
     func testConditionalFlowRecoversLinearGaussianPosterior() throws {
-        let a = [[1.0, 0.5], [-0.3, 0.8]], noise = 0.25
-        let n = 10_000
-        let z = normalValues(4 * n, seed: 31)
-        var theta: [Float] = [], x: [Float] = []
-        for i in 0..<n {
-            let t = [z[4 * i], z[4 * i + 1]]
-            theta += t.map(Float.init)
-            for r in 0..<2 { x.append(Float(a[r][0] * t[0] + a[r][1] * t[1] + noise.squareRoot() * z[4 * i + 2 + r])) }
-        }
+        let (theta, x) = LinearGaussianPosterior.simulations()
         var configuration = FlowConfiguration(kind: .realnvp, features: 2, contextFeatures: 2)
         configuration.hidden = [64, 64]
         let estimator = try Estimators.makeFlow(configuration, backend: CPUBackend())
         try estimator.fit(theta, context: x, configuration: TrainingConfiguration(
             epochs: 80, batchSize: 256, learningRate: 2e-3, schedule: .cosine(minimumFactor: 0.05), patience: 20, seed: 3))
-        let observed = [0.8, -0.4]
-        // Analytic posterior: precision P = I + AᵀA/σ², mean = P⁻¹ Aᵀx/σ².
-        var p = [[1.0, 0.0], [0.0, 1.0]]
-        for i in 0..<2 { for j in 0..<2 { for k in 0..<2 { p[i][j] += a[k][i] * a[k][j] / noise } } }
-        let det = p[0][0] * p[1][1] - p[0][1] * p[1][0]
-        let cov = [[p[1][1] / det, -p[0][1] / det], [-p[1][0] / det, p[0][0] / det]]
-        let b = (0..<2).map { i in (0..<2).reduce(0.0) { $0 + a[$1][i] * observed[$1] / noise } }
-        let mean = (0..<2).map { i in cov[i][0] * b[0] + cov[i][1] * b[1] }
-        let samples = try estimator.sample(5000, context: observed.map(Float.init), seed: 9).map(Double.init)
-        let m = (0..<2).map { j in stride(from: j, to: samples.count, by: 2).reduce(0.0) { $0 + samples[$1] } / 5000 }
-        for j in 0..<2 { XCTAssertEqual(m[j], mean[j], accuracy: 0.05, "mean[\(j)]") }
-        for i in 0..<2 {
-            for j in 0..<2 {
-                let c = stride(from: 0, to: samples.count, by: 2).reduce(0.0) {
-                    $0 + (samples[$1 + i] - m[i]) * (samples[$1 + j] - m[j])
-                } / 4999
-                XCTAssertEqual(c, cov[i][j], accuracy: 0.03, "cov[\(i)][\(j)]")
-            }
-        }
+        let observed = LinearGaussianPosterior.observed.map(Float.init)
+        LinearGaussianPosterior.assertMoments(of: try estimator.sample(5000, context: observed, seed: 9).map(Double.init))
     }
 
     /// A context-embedding MLP trains with the flow (its weights move), the flow still inverts,

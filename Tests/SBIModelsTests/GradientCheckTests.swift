@@ -128,6 +128,8 @@ final class GradientCheckTests: XCTestCase {
         try check("slice", shapes: [(3, 6)]) { g, p in try g.slice(p[0], start: 2, width: 3) }
         try check("concat", shapes: [(3, 2), (3, 3)]) { g, p in try g.concat([p[0], p[1]]) }
         try check("gather permutation", shapes: [(3, 5)]) { g, p in try g.gatherColumns(p[0], [3, 0, 4, 1, 2]) }
+        try check("gather subset with zero columns", shapes: [(3, 5)]) { g, p in try g.gatherColumns(p[0], [3, -1, 0, 4, -1]) }
+        try check("gather rows with zero rows", shapes: [(4, 3)]) { g, p in try g.gatherRows(p[0], [2, -1, 0]) }
         try check("reshape", shapes: [(3, 4)]) { g, p in try g.reshape(p[0], rows: 2, cols: 6) }
         try check("mask", shapes: [(3, 4)]) { g, p in try g.mask(p[0], [1, 0, 1, 0]) }
         try check("copy", shapes: [(3, 4)]) { g, p in try g.copy(p[0]) }

@@ -185,44 +185,18 @@ final class MDNTests: XCTestCase {
         XCTAssertGreaterThan(mean, trueMean - 0.05, "held-out \(mean) vs true \(trueMean)")
     }
 
-    /// A conditional MDN on a linear-Gaussian model recovers the analytic posterior:
-    /// θ ~ N(0, I₂), x = Aθ + ε, ε ~ N(0, 0.25·I₂), so θ | x ~ N(ΣAᵀx/0.25, Σ) with
-    /// Σ = (I + AᵀA/0.25)⁻¹. Checked from 5000 samples and from the fitted mixture's exact moments
-    /// (no sampling error): mean within 0.05 and covariance entries within 0.03, as for the flows.
-    /// (Over six data and training seeds the mixture's moment errors stayed below 0.046 and 0.026;
-    /// this seed gives 0.002 and 0.010.)
+    /// A conditional MDN on a linear-Gaussian model recovers the analytic posterior
+    /// (`LinearGaussianPosterior`), checked from 5000 samples and from the fitted mixture's exact
+    /// moments (no sampling error) with the same bounds. (Over six data and training seeds the
+    /// mixture's moment errors stayed below 0.046 and 0.026; this seed gives 0.002 and 0.010.)
     func testConditionalMDNRecoversLinearGaussianPosterior() throws {
-        let a = [[1.0, 0.5], [-0.3, 0.8]], noise = 0.25
-        let n = 10_000
-        let z = normalValues(4 * n, seed: 31)
-        var theta: [Float] = [], x: [Float] = []
-        for i in 0..<n {
-            let t = [z[4 * i], z[4 * i + 1]]
-            theta += t.map(Float.init)
-            for r in 0..<2 { x.append(Float(a[r][0] * t[0] + a[r][1] * t[1] + noise.squareRoot() * z[4 * i + 2 + r])) }
-        }
+        let (theta, x) = LinearGaussianPosterior.simulations()
         let estimator = try makeMDN(features: 2, context: 2)
         try estimator.fit(theta, context: x, configuration: TrainingConfiguration(
             epochs: 80, batchSize: 256, learningRate: 3e-3, schedule: .cosine(minimumFactor: 0.05), patience: 20, seed: 3))
-        let observed = [0.8, -0.4]
-        var p = [[1.0, 0.0], [0.0, 1.0]]
-        for i in 0..<2 { for j in 0..<2 { for k in 0..<2 { p[i][j] += a[k][i] * a[k][j] / noise } } }
-        let det = p[0][0] * p[1][1] - p[0][1] * p[1][0]
-        let cov = [[p[1][1] / det, -p[0][1] / det], [-p[1][0] / det, p[0][0] / det]]
-        let b = (0..<2).map { i in (0..<2).reduce(0.0) { $0 + a[$1][i] * observed[$1] / noise } }
-        let mean = (0..<2).map { i in cov[i][0] * b[0] + cov[i][1] * b[1] }
-
-        let samples = try estimator.sample(5000, context: observed.map(Float.init), seed: 9).map(Double.init)
-        let m = (0..<2).map { j in stride(from: j, to: samples.count, by: 2).reduce(0.0) { $0 + samples[$1] } / 5000 }
-        for j in 0..<2 { XCTAssertEqual(m[j], mean[j], accuracy: 0.05, "mean[\(j)]") }
-        for i in 0..<2 {
-            for j in 0..<2 {
-                let c = stride(from: 0, to: samples.count, by: 2).reduce(0.0) {
-                    $0 + (samples[$1 + i] - m[i]) * (samples[$1 + j] - m[j])
-                } / 4999
-                XCTAssertEqual(c, cov[i][j], accuracy: 0.03, "cov[\(i)][\(j)]")
-            }
-        }
+        let observed = LinearGaussianPosterior.observed
+        let (mean, cov) = LinearGaussianPosterior.posterior
+        LinearGaussianPosterior.assertMoments(of: try estimator.sample(5000, context: observed.map(Float.init), seed: 9).map(Double.init))
         // The mixture's exact moments, in data units.
         let standardized = zip(observed, zip(estimator.contextScaler!.mean, estimator.contextScaler!.std)).map {
             Float(($0.0 - Double($0.1.0)) / Double($0.1.1))

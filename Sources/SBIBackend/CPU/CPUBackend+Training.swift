@@ -42,11 +42,14 @@ extension CPUBackend {
         let ps = try pointer(src), pd = try pointer(dst)
         let index = UnsafeRawPointer(try pointer(indices)).assumingMemoryBound(to: Int32.self)
         let width = indices.count
-        for c in 0..<width where !(0..<columns).contains(Int(index[c])) {
-            throw SBIError.invalidArgument("gatherColumns: index \(index[c]) outside 0..<\(columns)")
+        for c in 0..<width where !(-1..<columns).contains(Int(index[c])) {
+            throw SBIError.invalidArgument("gatherColumns: index \(index[c]) outside -1..<\(columns)")
         }
         for r in 0..<rows {
-            for c in 0..<width { pd[r * width + c] = ps[r * columns + Int(index[c])] }
+            for c in 0..<width {
+                let k = Int(index[c])
+                pd[r * width + c] = k < 0 ? 0 : ps[r * columns + k]
+            }
         }
     }
 
@@ -56,11 +59,13 @@ extension CPUBackend {
         let ps = try pointer(src), pd = try pointer(dst)
         let index = UnaryPointers.int32(try pointer(indices))
         // Every index is checked before anything is written.
-        for r in 0..<indices.count where !(0..<rows).contains(Int(index[r])) {
-            throw SBIError.invalidArgument("gatherRows: index \(index[r]) outside 0..<\(rows)")
+        for r in 0..<indices.count where !(-1..<rows).contains(Int(index[r])) {
+            throw SBIError.invalidArgument("gatherRows: index \(index[r]) outside -1..<\(rows)")
         }
         for r in 0..<indices.count {
-            (pd + r * columns).update(from: ps + Int(index[r]) * columns, count: columns)
+            let k = Int(index[r])
+            if k < 0 { (pd + r * columns).update(repeating: 0, count: columns) }
+            else { (pd + r * columns).update(from: ps + k * columns, count: columns) }
         }
     }
 

@@ -27,7 +27,7 @@ extension OpenCLBackend {
                    [.view(src), .int(rows), .int(columns), .view(indices), .int(indices.count), .view(dst)])
     }
 
-    /// Out-of-range indices give NaN rows, as in `gatherColumns`.
+    /// Index −1 gives a zero row; other out-of-range indices NaN rows, as in `gatherColumns`.
     public func gatherRows(_ src: BufferView, columns: Int, indices: BufferView, into dst: BufferView) throws {
         let rows = try Check.gatherRows(src, columns: columns, indices: indices, dst: dst)
         try launch("training", "gather_rows", global: columns, global1: indices.count, local: 16, local1: 16,

@@ -31,12 +31,14 @@ public struct MLP: Sendable {
     public func biasName(_ layer: Int) -> String { "\(name).\(layer).bias" }
 
     /// Declares the parameters in `graph` (once per graph) and applies the network to x.
+    /// `inputRows`, when given, says which input features x holds: the first layer multiplies by
+    /// those rows of its weight only (−1: a zero row), as if the others were inputs of zero.
     /// `outputLayer`, when given, maps the output layer's (weight, bias) to the ones applied — a
-    /// fixed rescaling or offset folded into the layer, say.
-    public func callAsFunction(_ x: Tensor, in graph: Graph,
+    /// fixed rescaling or offset folded into the layer, or a subset of its outputs, say.
+    public func callAsFunction(_ x: Tensor, in graph: Graph, inputRows: [Int32]? = nil,
                                outputLayer: ((Tensor, Tensor) throws -> (Tensor, Tensor))? = nil) throws -> Tensor {
-        guard x.cols == widths[0] else {
-            throw SBIError.sizeMismatch("MLP \(name) takes \(widths[0]) features, got \(x)")
+        guard x.cols == inputRows?.count ?? widths[0] else {
+            throw SBIError.sizeMismatch("MLP \(name) takes \(inputRows?.count ?? widths[0]) features, got \(x)")
         }
         var h = x
         for layer in 0..<layerCount {
@@ -48,6 +50,7 @@ public struct MLP: Sendable {
                                     initializer: zero ? .zeros : kaiming ? .kaimingUniform(fanIn: fanIn) : .uniform(bound: pytorchBound))
             var b = graph.parameter(biasName(layer), rows: 1, cols: fanOut,
                                     initializer: zero ? .zeros : .uniform(bound: pytorchBound))
+            if layer == 0, let inputRows { w = try graph.gatherRows(w, inputRows) }
             if last, let outputLayer { (w, b) = try outputLayer(w, b) }
             h = try graph.linear(h, weight: w, bias: b, activation: last ? .identity : activation)
         }

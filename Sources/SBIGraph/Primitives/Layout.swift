@@ -68,14 +68,15 @@ public struct ConcatColumns: Primitive {
     }
 }
 
-/// out[:, j] = x[:, index[j]] for a constant index tensor (a fixed permutation of the features).
+/// out[:, j] = x[:, index[j]] for a constant index tensor, 0 where index[j] = −1: a fixed
+/// permutation of the features, a subset of them, or (with −1s) their scatter into a wider tensor.
 public struct GatherColumns: Primitive {
     /// The index values, known when the graph is built (needed for the backward pass).
     public let index: [Int32]
     public var description: String { "gatherColumns" }
     public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        guard inputs[1].count == index.count, index.allSatisfy({ $0 >= 0 && Int($0) < inputs[0].cols }) else {
-            throw SBIError.invalidArgument("gatherColumns: indices must lie in 0..<\(inputs[0].cols)")
+        guard inputs[1].count == index.count, index.allSatisfy({ $0 >= -1 && Int($0) < inputs[0].cols }) else {
+            throw SBIError.invalidArgument("gatherColumns: indices must lie in -1..<\(inputs[0].cols)")
         }
         return [(inputs[0].rows, index.count)]
     }
@@ -85,13 +86,42 @@ public struct GatherColumns: Primitive {
     }
     public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
         guard let g = cotangents[0] else { return [nil, nil] }
-        guard index.count == inputs[0].cols, Set(index).count == index.count else {
-            throw SBIError.invalidArgument("gatherColumns is differentiable for permutations only")
-        }
-        var inverse = [Int32](repeating: 0, count: index.count)
-        for (j, i) in index.enumerated() { inverse[Int(i)] = Int32(j) }
-        return [try graph.gatherColumns(g, inverse), nil]
+        return [try graph.gatherColumns(g, try adjointIndex(index, sourceCount: inputs[0].cols, op: description)), nil]
     }
+}
+
+/// out[r, :] = x[index[r], :] for a constant index tensor, a zero row where index[r] = −1 (rows
+/// of a weight matrix, say).
+public struct GatherRows: Primitive {
+    public let index: [Int32]
+    public var description: String { "gatherRows" }
+    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
+        guard inputs[1].count == index.count, index.allSatisfy({ $0 >= -1 && Int($0) < inputs[0].rows }) else {
+            throw SBIError.invalidArgument("gatherRows: indices must lie in -1..<\(inputs[0].rows)")
+        }
+        return [(index.count, inputs[0].cols)]
+    }
+    public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
+        try backend.gatherRows(inputs[0].view, columns: inputs[0].cols, indices: inputs[1].view, into: outputs[0].view)
+    }
+    public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
+        guard let g = cotangents[0] else { return [nil, nil] }
+        return [try graph.gatherRows(g, try adjointIndex(index, sourceCount: inputs[0].rows, op: description)), nil]
+    }
+}
+
+/// The gather that is the adjoint of gathering by `index`: source position i takes the output
+/// position that read it, or −1 (zero) if none did. Needs each source read at most once; a source
+/// read twice would need its cotangents summed.
+func adjointIndex(_ index: [Int32], sourceCount: Int, op: String) throws -> [Int32] {
+    var adjoint = [Int32](repeating: -1, count: sourceCount)
+    for (j, i) in index.enumerated() where i >= 0 {
+        guard adjoint[Int(i)] < 0 else {
+            throw SBIError.invalidArgument("\(op) is differentiable only when no index repeats (\(i) does)")
+        }
+        adjoint[Int(i)] = Int32(j)
+    }
+    return adjoint
 }
 
 /// A copy into a tensor of its own (binds a value to storage the caller owns, such as a gradient).
@@ -111,9 +141,13 @@ public extension Graph {
         try apply1(SliceColumns(start: start, width: width), x)
     }
     func concat(_ parts: [Tensor]) throws -> Tensor { try apply(ConcatColumns(), parts)[0] }
-    /// Columns of x in the order `index` names.
+    /// Columns of x in the order `index` names; −1 gives a zero column.
     func gatherColumns(_ x: Tensor, _ index: [Int32]) throws -> Tensor {
         try apply(GatherColumns(index: index), [x, indices(index)])[0]
+    }
+    /// Rows of x in the order `index` names; −1 gives a zero row.
+    func gatherRows(_ x: Tensor, _ index: [Int32]) throws -> Tensor {
+        try apply(GatherRows(index: index), [x, indices(index)])[0]
     }
     func copy(_ x: Tensor) throws -> Tensor { try apply1(Copy(), x) }
 }

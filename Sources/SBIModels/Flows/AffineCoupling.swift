@@ -82,9 +82,12 @@ public struct AffineCoupling: Bijector {
             activation: activation, zeroInitializedOutput: true)
     }
 
-    /// [raw s | t] from the pass-through features and the context.
+    /// [raw s | t] from the pass-through features and the context (zero for the pass-through
+    /// features, which the coupling kernel leaves alone).
     func shiftAndScale(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> Tensor {
-        try net(try graph.couplingInput(x, mask: mask, context: context), in: graph)
+        let d = features
+        return try CouplingNetColumns(mask: mask, contextFeatures: contextFeatures, outputs: 2 * d) { [$0, d + $0] }
+            .apply(net, x, context: context, in: graph)
     }
 
     public func forward(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> (output: Tensor, logDeterminant: Tensor) {

@@ -12,11 +12,44 @@ public protocol Bijector {
     func inverse(_ y: Tensor, context: Tensor?, in graph: Graph) throws -> (output: Tensor, logDeterminant: Tensor)
 }
 
-public extension Graph {
-    /// What a coupling net sees: the pass-through features (mask 1; the others zeroed) and the context.
-    func couplingInput(_ x: Tensor, mask values: [Float], context: Tensor?) throws -> Tensor {
-        let masked = try mask(x, values)
-        return try context.map { try concat([masked, $0]) } ?? masked
+/// The columns a coupling net works on. It reads the pass-through features (mask 1) and the
+/// context, and computes only the parameters of the transformed features (mask 0): the full net
+/// on x⊙m restricted to the rows and columns that are nonzero or used. The parameters keep their
+/// full shapes (checkpoints and the PyTorch twin are unchanged) and the results are the same; with
+/// half the features passing through, the first and last layers do half the multiply-adds.
+struct CouplingNetColumns {
+    /// Features the net reads: the pass-through ones, or one zero column (−1) when none pass.
+    let read: [Int32]
+    /// Rows of the first layer's weight used: those of `read`, then the context's.
+    let inputRows: [Int32]
+    /// Columns of the last layer computed: the transformed features' parameters.
+    let computed: [Int32]
+    /// For each column of the full output, its column among the computed ones (−1: zero).
+    let expand: [Int32]
+
+    /// - Parameter parameterColumns: the output columns holding feature j's parameters.
+    init(mask: [Float], contextFeatures: Int, outputs: Int, parameterColumns: (Int) -> [Int]) {
+        let features = mask.count
+        let passing = (0..<features).filter { mask[$0] != 0 }.map(Int32.init)
+        read = passing.isEmpty ? [-1] : passing
+        inputRows = read + (features..<(features + contextFeatures)).map(Int32.init)
+        computed = (0..<features).filter { mask[$0] == 0 }.flatMap(parameterColumns).map(Int32.init)
+        var expand = [Int32](repeating: -1, count: outputs)
+        for (position, column) in computed.enumerated() { expand[Int(column)] = Int32(position) }
+        self.expand = expand
+    }
+
+    /// The net's full output (zero in the pass-through features' parameters) for x and the
+    /// context; `outputLayer` maps the computed columns of the last layer's (weight, bias).
+    func apply(_ net: MLP, _ x: Tensor, context: Tensor?, in graph: Graph,
+               outputLayer: ((Tensor, Tensor) throws -> (Tensor, Tensor))? = nil) throws -> Tensor {
+        let features = try graph.gatherColumns(x, read)
+        let input = try context.map { try graph.concat([features, $0]) } ?? features
+        let output = try net(input, in: graph, inputRows: inputRows) { w, b in
+            let used = (try graph.gatherColumns(w, computed), try graph.gatherColumns(b, computed))
+            return try outputLayer?(used.0, used.1) ?? used
+        }
+        return try graph.gatherColumns(output, expand)
     }
 }
 

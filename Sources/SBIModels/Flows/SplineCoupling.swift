@@ -137,13 +137,19 @@ public struct SplineCoupling: Bijector {
         return factor
     }
 
-    /// The raw spline parameters from the pass-through features and the context.
+    /// The raw spline parameters from the pass-through features and the context (zero for the
+    /// pass-through features, which the spline kernel leaves alone).
     func splineParameters(_ x: Tensor, context: Tensor?, in graph: Graph) throws -> Tensor {
-        let n = features * parametersPerFeature
-        return try net(try graph.couplingInput(x, mask: mask, context: context), in: graph) { w, b in
-            let scale = graph.constant(outputScale, rows: 1, cols: n)
-            return (try graph.multiply(w, scale),
-                    try graph.add(try graph.multiply(b, scale), graph.constant(biasOffset, rows: 1, cols: n)))
+        let count = parametersPerFeature
+        let columns = CouplingNetColumns(mask: mask, contextFeatures: contextFeatures, outputs: features * count) {
+            Array($0 * count ..< ($0 + 1) * count)
+        }
+        let n = columns.computed.count
+        let scale = columns.computed.map { outputScale[Int($0)] }, offset = columns.computed.map { biasOffset[Int($0)] }
+        return try columns.apply(net, x, context: context, in: graph) { w, b in
+            let factor = graph.constant(scale, rows: 1, cols: n)
+            return (try graph.multiply(w, factor),
+                    try graph.add(try graph.multiply(b, factor), graph.constant(offset, rows: 1, cols: n)))
         }
     }
 
