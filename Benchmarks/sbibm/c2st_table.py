@@ -5,7 +5,7 @@ C2ST exactly as sbibm computes it, beside the published NPE numbers.
 For each task and simulation budget: `sbi-gpu train --task T --num-simulations B`, then for each
 observation k `sbi-gpu sample` 10,000 posterior samples and C2ST against the 10,000 reference
 samples: both sets z-scored by the reference's mean and std, sklearn MLPClassifier(relu, two
-hidden layers of 10·d, adam, max_iter 1000), 5-fold stratified CV accuracy (sbibm.metrics.c2st).
+hidden layers of 10·d, adam, max_iter 10000), 5-fold shuffled CV accuracy (sbibm.metrics.c2st).
 
   python3 Benchmarks/sbibm/c2st_table.py --binary .build/release/sbi-gpu [--tasks two_moons] \
       [--budgets 1000 10000 100000] [--observations 1 2 3] [--method npe] [--estimator nsf]
@@ -35,7 +35,7 @@ def c2st(X, Y, seed=1, n_folds=5):
     X = (X - mean) / std
     Y = (Y - mean) / std
     ndim = X.shape[1]
-    clf = MLPClassifier(activation="relu", hidden_layer_sizes=(10 * ndim, 10 * ndim), max_iter=1000,
+    clf = MLPClassifier(activation="relu", hidden_layer_sizes=(10 * ndim, 10 * ndim), max_iter=10000,
                         solver="adam", random_state=seed)
     data = np.concatenate((X, Y))
     target = np.concatenate((np.zeros((X.shape[0],)), np.ones((Y.shape[0],))))

@@ -52,9 +52,9 @@ final class TrainingTests: XCTestCase {
         let p = try split.backend.download(split.store.values.view), q = try whole.backend.download(whole.store.values.view)
         for (a, b) in zip(p, q) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b))) }
         // The automatic choice: split on the CPU for a small model, never on OpenCL.
-        XCTAssertTrue(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, parameterCount: 1_000))
-        XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, parameterCount: 10_000_000))
-        XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 63, parameterCount: 1_000))
+        XCTAssertTrue(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, largestParameter: 1_000))
+        XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, largestParameter: 10_000_000))
+        XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 63, largestParameter: 1_000))
     }
 
     func testEarlyStoppingAndPlateauSchedule() throws {

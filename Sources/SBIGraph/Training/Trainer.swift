@@ -106,7 +106,8 @@ public final class Trainer {
                                 gradients: zip(gradients, parameters).map { ($0, $1.name) }, gradientBuffer: gradientBuffer)
             return Replica(plan: plan, inputs: try bind(g), loss: loss, rows: rows)
         }
-        if splitBatch ?? Trainer.splitsBatch(backend: backend, batch: batch, parameterCount: store.parameterCount) {
+        if splitBatch ?? Trainer.splitsBatch(backend: backend, batch: batch,
+                                                         largestParameter: store.entries.map(\.count).max() ?? 0) {
             guard batch % 2 == 0 else { throw SBIError.invalidArgument("a split batch needs an even batch size, not \(batch)") }
             let second = try backend.makeBuffer(count: store.count)
             try backend.fill(second.view, value: 0)  // the padding between entries stays zero
@@ -140,12 +141,13 @@ public final class Trainer {
     }
 
     /// Whether a training step runs as two half-batch replicas: on the CPU backend, for batches
-    /// of 64 rows or more, when every product of the model stays on one OpenBLAS thread (a
-    /// product's multiply-adds are at most rows × the parameter count), so that the two threads
-    /// never reconfigure OpenBLAS under each other.
-    static func splitsBatch(backend: Backend, batch: Int, parameterCount: Int) -> Bool {
+    /// of 64 rows or more, when every product of the model stays on one OpenBLAS thread, so that
+    /// the two threads never reconfigure OpenBLAS under each other. The estimators' products
+    /// multiply activations by a weight (or, for its gradient, activations by activations over
+    /// the batch), so their multiply-adds are at most rows × the largest parameter's size.
+    static func splitsBatch(backend: Backend, batch: Int, largestParameter: Int) -> Bool {
         guard let cpu = backend as? CPUBackend else { return false }
-        return batch % 2 == 0 && batch >= 64 && batch / 2 * parameterCount < cpu.singleThreadedGEMMWork
+        return batch % 2 == 0 && batch >= 64 && batch / 2 * largestParameter < cpu.singleThreadedGEMMWork
     }
 
     /// A seeded Fisher–Yates shuffle of 0..<count from the Philox stream (seed, stream).
