@@ -26,14 +26,18 @@ public final class CPUBackend: Backend {
     /// core and 7 s of system time per 10 epochs (two_moons, 10⁵ rows) for no gain in speed.
     public var singleThreadedGEMMWork = 1 << 24
 
-    /// Sets OpenBLAS's thread count for a product of m·n·k multiply-adds.
+    /// Sets OpenBLAS's thread count for a product of m·n·k multiply-adds. Locked: a data-parallel
+    /// training step calls it from two threads (both wanting one OpenBLAS thread).
     private func useThreads(forWork work: Int) {
         let wanted = work < singleThreadedGEMMWork ? 1 : threads
+        blasThreadsLock.lock()
+        defer { blasThreadsLock.unlock() }
         if wanted != blasThreads {
             openblas_set_num_threads(Int32(wanted))
             blasThreads = wanted
         }
     }
+    private let blasThreadsLock = NSLock()
 
     public func makeBuffer(count: Int) throws -> Buffer {
         guard count >= 0 else { throw SBIError.invalidArgument("buffer of \(count) elements") }
