@@ -57,7 +57,7 @@ struct Sample: ParsableCommand {
                 samples += result.samples
                 let worst = result.rHat.max() ?? .nan
                 printError(String(format: "observation %d: max R̂ %.3f over %d chains (%d batched evaluations)",
-                                  r, worst, chains, result.evaluations) + (worst > 1.05 ? " — not converged; raise --warmup" : ""))
+                                  r, worst, chains, result.evaluations) + (worst > 1.05 ? " — above 1.05: raise --warmup, or the posterior has modes that chains do not cross" : ""))
             }
         }
         let shape = observations.rows == 1 ? [num, d] : [observations.rows, num, d]
