@@ -176,7 +176,7 @@ public final class Plan: CustomStringConvertible {
         for (id, name) in boundGradients {
             let t = graph.tensors[id]
             let entry = try parameters!.entry(name)
-            let view = try gradientBuffer?.view(offset: entry.offset, count: entry.count) ?? parameters!.gradient(name)
+            let view = (gradientBuffer ?? parameters!.gradients).view(offset: entry.offset, count: entry.count)
             guard view.count == t.count else {
                 throw SBIError.sizeMismatch("gradient \(t) bound to parameter \(name) of \(view.count) elements")
             }
