@@ -266,30 +266,23 @@ public struct NumPyArray: Equatable, Sendable {
                        "\(dtype.rawValue) value \(value) at flat index \(index) cannot be read as \(T.self); "
                        + "expected integers in \(T.min)...\(T.max)")
         }
-        func convert<S: BinaryInteger>(_ values: [S]) throws -> [T] {
+        // `exactly` is T(exactly:), whose integer and floating-point overloads are resolved at
+        // each call.
+        func convert<S>(_ values: [S], _ exactly: (S) -> T?) throws -> [T] {
             var out = [T]()
             out.reserveCapacity(values.count)
             for (index, value) in values.enumerated() {
-                guard let converted = T(exactly: value) else { throw fail(index, "\(value)") }
-                out.append(converted)
-            }
-            return out
-        }
-        func convert<S: BinaryFloatingPoint>(_ values: [S]) throws -> [T] {
-            var out = [T]()
-            out.reserveCapacity(values.count)
-            for (index, value) in values.enumerated() {
-                guard let converted = T(exactly: value) else { throw fail(index, "\(value)") }
+                guard let converted = exactly(value) else { throw fail(index, "\(value)") }
                 out.append(converted)
             }
             return out
         }
         switch dtype {
-        case .float32: return try convert(elements(Float.self))
-        case .float64: return try convert(elements(Double.self))
-        case .uint8, .bool: return try convert([UInt8](data))
-        case .int32: return try convert(elements(Int32.self))
-        case .int64: return try convert(elements(Int64.self))
+        case .float32: return try convert(elements(Float.self), T.init(exactly:))
+        case .float64: return try convert(elements(Double.self), T.init(exactly:))
+        case .uint8, .bool: return try convert([UInt8](data), T.init(exactly:))
+        case .int32: return try convert(elements(Int32.self), T.init(exactly:))
+        case .int64: return try convert(elements(Int64.self), T.init(exactly:))
         }
     }
 
