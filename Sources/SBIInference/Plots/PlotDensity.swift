@@ -34,29 +34,23 @@ enum PlotDensity {
         var kernel = (-radius...radius).map { exp(-0.5 * Double($0 * $0) / (sigma * sigma)) }
         let total = kernel.reduce(0, +)
         kernel = kernel.map { $0 / total }
-        var pass = [Double](repeating: 0, count: grid.count)
-        for iy in 0..<bins {
-            for ix in 0..<bins {
-                var s = 0.0
-                for k in -radius...radius {
-                    let j = ix + k
-                    if j >= 0 && j < bins { s += kernel[k + radius] * grid[iy * bins + j] }
+        // One pass along x (neighbours 1 apart), then one along y (bins apart).
+        func blur(_ input: [Double], alongX: Bool) -> [Double] {
+            let step = alongX ? 1 : bins
+            var out = [Double](repeating: 0, count: input.count)
+            for iy in 0..<bins {
+                for ix in 0..<bins {
+                    let i = iy * bins + ix, position = alongX ? ix : iy
+                    var s = 0.0
+                    for k in -radius...radius where position + k >= 0 && position + k < bins {
+                        s += kernel[k + radius] * input[i + k * step]
+                    }
+                    out[i] = s
                 }
-                pass[iy * bins + ix] = s
             }
+            return out
         }
-        var out = [Double](repeating: 0, count: grid.count)
-        for iy in 0..<bins {
-            for ix in 0..<bins {
-                var s = 0.0
-                for k in -radius...radius {
-                    let j = iy + k
-                    if j >= 0 && j < bins { s += kernel[k + radius] * pass[j * bins + ix] }
-                }
-                out[iy * bins + ix] = s
-            }
-        }
-        return out
+        return blur(blur(grid, alongX: true), alongX: false)
     }
 
     /// For each mass fraction, the density threshold whose superlevel set holds that fraction of
