@@ -221,6 +221,30 @@ struct PlotAxes {
         canvas.rect(x: box.x, y: box.y, width: box.width, height: box.height, fill: nil, stroke: stroke)
     }
 
+    /// The axis titles: `x` centred under the x tick labels, `y` rotated left of the y tick labels
+    /// (`yTicks`); either may be nil, as in a grid's inner panels.
+    func titles(on canvas: PlotCanvas, x: String?, y: String?, yTicks: PlotTicks) {
+        let size = PlotStyle.fontSize
+        if let x {
+            canvas.text(x, at: PlotPoint(box.midX, box.maxY + PlotAxes.xTickLabelDepth + 14), size: size,
+                        color: PlotStyle.textColor, anchor: .middle, baseline: .top)
+        }
+        if let y {
+            canvas.text(y, at: PlotPoint(box.x - PlotAxes.yTickLabelReach(yTicks) - 14, box.midY), size: size,
+                        color: PlotStyle.textColor, anchor: .middle, baseline: .bottom, rotated: true)
+        }
+    }
+
+    /// The margin left of a box that holds y tick labels like `yTicks` and a rotated axis title.
+    static func leftMargin(_ yTicks: PlotTicks) -> Double {
+        (18 + 0.7 * PlotStyle.fontSize + 16 + yTickLabelReach(yTicks)).rounded()
+    }
+
+    /// The margin below a box that holds x tick labels and an axis title.
+    static var bottomMargin: Double {
+        (xTickLabelDepth + 0.7 * PlotStyle.fontSize + 36).rounded()
+    }
+
     /// The distance from the box's bottom edge to below its x tick labels.
     static var xTickLabelDepth: Double {
         PlotStyle.tickLength + PlotStyle.tickGap + 0.7 * PlotStyle.fontSize

@@ -72,11 +72,10 @@ extension Plots {
         let yPad = 0.05 * (yHi - yLo)
         let xRange = (xLo - xPad, xHi + xPad), yRange = (yLo - yPad, yHi + (clipped ? 0 : yPad))
 
-        let size = PlotStyle.fontSize
         let top = (options.title == nil ? 24.0 : 24 + 0.7 * PlotStyle.titleSize + 22).rounded()
-        let plotHeight = options.height - top - (PlotAxes.xTickLabelDepth + 0.7 * size + 36)
+        let plotHeight = options.height - top - PlotAxes.bottomMargin
         let yTicks = PlotTicks.fitting(yRange.0, yRange.1, length: plotHeight, vertical: true, maxCount: 8)
-        let left = (18 + 0.7 * size + 16 + PlotAxes.yTickLabelReach(yTicks)).rounded()
+        let left = PlotAxes.leftMargin(yTicks)
         let box = PlotBox(x: left + 0.5, y: top + 0.5, width: (options.width - left - 30).rounded(), height: plotHeight.rounded())
         guard box.width > 40, box.height > 40 else { throw PlotError("loss plot: \(options.width)×\(options.height) is too small") }
         let xTicks = PlotTicks.fitting(xRange.0, xRange.1, length: box.width, vertical: false, maxCount: 10, integer: true)
@@ -119,10 +118,7 @@ extension Plots {
                                            mark: .line(PlotStroke(PlotColor(hex: 0x555555), width: 1.2, dash: [6, 4]))))
         }
         axes.frame(on: canvas, x: xTicks, y: yTicks)
-        canvas.text(options.xLabel, at: PlotPoint(box.midX, box.maxY + PlotAxes.xTickLabelDepth + 14), size: size,
-                    color: PlotStyle.textColor, anchor: .middle, baseline: .top)
-        canvas.text(options.yLabel, at: PlotPoint(box.x - PlotAxes.yTickLabelReach(yTicks) - 14, box.midY), size: size,
-                    color: PlotStyle.textColor, anchor: .middle, baseline: .bottom, rotated: true)
+        axes.titles(on: canvas, x: options.xLabel, y: options.yLabel, yTicks: yTicks)
         PlotLegend.draw(entries, in: box, corners: [.topRight, .bottomLeft, .bottomRight, .topLeft],
                         avoiding: PlotLegend.samples(of: drawn), on: canvas)
         return canvas
@@ -206,11 +202,11 @@ extension Plots {
         let xTicks = edgeSafe(PlotTicks.fitting(xRange.0, xRange.1, length: panelWidth, vertical: false, maxCount: 5, integer: true),
                               range: xRange, length: panelWidth, margin: 12, vertical: false)
         let titleBand = 0.7 * size + 14
-        let left = (18 + 0.7 * size + 16 + PlotAxes.yTickLabelReach(yTicks)).rounded()
+        let left = PlotAxes.leftMargin(yTicks)
         let header = 20 + (options.title == nil ? 0 : 0.7 * PlotStyle.titleSize + 14) + 0.7 * size + 16
         let top = (header + titleBand).rounded()
         let hGap = 30.0, vGap = (PlotAxes.xTickLabelDepth + 16 + titleBand).rounded()
-        let bottom = (PlotAxes.xTickLabelDepth + 0.7 * size + 36).rounded()
+        let bottom = PlotAxes.bottomMargin
         let width = left + Double(perRow) * panelWidth + Double(perRow - 1) * hGap + 30
         let height = top + Double(gridRows) * panelHeight + Double(gridRows - 1) * vGap + bottom
         let canvas = PlotCanvas(width: width, height: height)
@@ -259,14 +255,7 @@ extension Plots {
             canvas.text(labels[k], at: PlotPoint(box.midX, box.y - 10), size: size, color: PlotStyle.textColor,
                         anchor: .middle, baseline: .bottom)
             let isLowest = gridRow == gridRows - 1 || k + perRow >= d
-            if isLowest {
-                canvas.text("rank", at: PlotPoint(box.midX, box.maxY + PlotAxes.xTickLabelDepth + 12), size: size,
-                            color: PlotStyle.textColor, anchor: .middle, baseline: .top)
-            }
-            if gridColumn == 0 {
-                canvas.text("count", at: PlotPoint(box.x - PlotAxes.yTickLabelReach(yTicks) - 14, box.midY), size: size,
-                            color: PlotStyle.textColor, anchor: .middle, baseline: .bottom, rotated: true)
-            }
+            axes.titles(on: canvas, x: isLowest ? "rank" : nil, y: gridColumn == 0 ? "count" : nil, yTicks: yTicks)
         }
         return canvas
     }
@@ -313,12 +302,11 @@ extension Plots {
         if let labels = options.labels, labels.count != empirical.count {
             throw PlotError("coverage plot: \(labels.count) labels for \(empirical.count) series")
         }
-        let size = PlotStyle.fontSize
         let side = options.size
         let top = (options.title == nil ? 24.0 : 24 + 0.7 * PlotStyle.titleSize + 22).rounded()
         let ticks = PlotTicks.nice(0, 1, maxCount: 5)
-        let left = (18 + 0.7 * size + 16 + PlotAxes.yTickLabelReach(ticks)).rounded()
-        let bottom = (PlotAxes.xTickLabelDepth + 0.7 * size + 36).rounded()
+        let left = PlotAxes.leftMargin(ticks)
+        let bottom = PlotAxes.bottomMargin
         let plotSide = min(side - left - 30, side - top - bottom).rounded()
         guard plotSide > 60 else { throw PlotError("coverage plot: size \(side) is too small") }
         let canvas = PlotCanvas(width: left + plotSide + 30, height: top + plotSide + bottom)
@@ -366,10 +354,7 @@ extension Plots {
             entries.append(PlotLegendEntry(label: name, mark: markers ? .lineAndMarker(stroke) : .line(stroke)))
         }
         axes.frame(on: canvas, x: ticks, y: ticks)
-        canvas.text(options.xLabel, at: PlotPoint(box.midX, box.maxY + PlotAxes.xTickLabelDepth + 14), size: size,
-                    color: PlotStyle.textColor, anchor: .middle, baseline: .top)
-        canvas.text(options.yLabel, at: PlotPoint(box.x - PlotAxes.yTickLabelReach(ticks) - 14, box.midY), size: size,
-                    color: PlotStyle.textColor, anchor: .middle, baseline: .bottom, rotated: true)
+        axes.titles(on: canvas, x: options.xLabel, y: options.yLabel, yTicks: ticks)
         PlotLegend.draw(entries, in: box, corners: [.bottomRight, .topLeft], avoiding: PlotLegend.samples(of: drawn), on: canvas)
         return canvas
     }
