@@ -78,7 +78,8 @@ __kernel void sum_of_squares(__global const float* x, int xo, int n, __global fl
 __kernel void adam_step(__global float* p, int po, __global const float* g, int go,
                         __global float* m, int mo, __global float* v, int vo, int n,
                         float lr, float beta1, float beta2, float eps, float weightDecay, float c1, float c2,
-                        int hasNorm, __global const float* normSq, int no, float maxNorm) {
+                        int hasNorm, __global const float* normSq, int no, float maxNorm,
+                        int hasAverage, __global float* a, int ao, float averageDecay) {
     int i = get_global_id(0);
     if (i < n) {
         float scale = 1.0f;
@@ -103,6 +104,15 @@ __kernel void adam_step(__global float* p, int po, __global const float* g, int 
         float vHat = vi / c2;
         float step = lr * mHat;
         step = step / (sqrt(vHat) + eps);
-        p[po + i] = param - step;
+        param = param - step;
+        p[po + i] = param;
+        if (hasAverage) {
+            // a += (1 - decay)·(p - a), one rounding per operation as on the CPU
+            float ai = a[ao + i];
+            float toward = param - ai;
+            float weight = 1.0f - averageDecay;
+            toward = weight * toward;
+            a[ao + i] = ai + toward;
+        }
     }
 }

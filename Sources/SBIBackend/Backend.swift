@@ -99,10 +99,12 @@ public protocol Backend: AnyObject {
     func sumOfSquares(_ x: BufferView, into out: BufferView) throws
     /// One Adam (or AdamW, when weightDecay > 0) step over flat parameter, gradient and moment
     /// arrays, with PyTorch's formulas. When `gradientSquaredNorm` is given (a 1-element view
-    /// holding Σg²), gradients are first scaled by min(1, maxGradientNorm / ‖g‖).
+    /// holding Σg²), gradients are first scaled by min(1, maxGradientNorm / ‖g‖). When `average`
+    /// is given, it moves toward the updated parameters: a += (1 − hyper.averageDecay)·(p − a),
+    /// in the same pass (an exponential moving average of the iterates costs no extra launch).
     func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
                   secondMoment: BufferView, hyper: AdamHyperparameters,
-                  gradientSquaredNorm: BufferView?, maxGradientNorm: Float) throws
+                  gradientSquaredNorm: BufferView?, maxGradientNorm: Float, average: BufferView?) throws
 }
 
 /// The scalars of one Adam step. `step` counts from 1 (it sets the bias corrections).
@@ -114,15 +116,18 @@ public struct AdamHyperparameters: Sendable, Equatable {
     /// Decoupled weight decay (AdamW); 0 gives plain Adam.
     public var weightDecay: Float = 0
     public var step: Int = 1
+    /// The parameter average's decay, when `adamStep` is given an average.
+    public var averageDecay: Float = 0
 
     public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0, step: Int = 1) {
+                weightDecay: Float = 0, step: Int = 1, averageDecay: Float = 0) {
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
         self.weightDecay = weightDecay
         self.step = step
+        self.averageDecay = averageDecay
     }
 
     /// 1 − β₁ᵗ and 1 − β₂ᵗ, computed in double so that late steps stay exact.
@@ -143,6 +148,14 @@ public extension Backend {
                  a: a, b: b, beta: beta, c: c, epilogue: .none)
     }
     /// A buffer holding `values`.
+    /// An Adam step without a parameter average.
+    func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
+                  secondMoment: BufferView, hyper: AdamHyperparameters,
+                  gradientSquaredNorm: BufferView?, maxGradientNorm: Float) throws {
+        try adamStep(parameters: parameters, gradients: gradients, firstMoment: firstMoment, secondMoment: secondMoment,
+                     hyper: hyper, gradientSquaredNorm: gradientSquaredNorm, maxGradientNorm: maxGradientNorm, average: nil)
+    }
+
     func makeBuffer<T: BitwiseCopyable>(_ values: [T]) throws -> Buffer {
         let buffer = try makeBuffer(count: values.count)
         try upload(values, to: buffer.view)

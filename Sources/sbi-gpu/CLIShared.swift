@@ -51,6 +51,12 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Maximum passes over the training data.") var epochs = 300
     @Option(help: "Rows per gradient step.") var batchSize: Int?
     @Option(help: "Adam's learning rate.") var learningRate: Float = 1e-3
+    @Option(help: "Decoupled weight decay (AdamW: each step shrinks weights by learning rate × this); 0 is plain Adam.") var weightDecay: Float = 0
+    @Option(help: ArgumentHelp("Learning-rate schedule: constant, cosine (to 1% over --epochs), or plateau: halve the rate after --patience/2 epochs (plateau:EPOCHS: after EPOCHS) without a better validation loss.",
+                               valueName: "constant|cosine|plateau[:EPOCHS]"))
+    var schedule = "constant"
+    @Option(help: "Average the parameters over about this many epochs (an exponential moving average); validation, early stopping and the saved model use the average. 0: the last step's parameters.")
+    var averaging: Double = 2
     @Option(help: "Share of the rows held out for validation and early stopping.") var validationFraction = 0.1
     @Option(help: "Stop after this many epochs without a better validation loss.") var patience = 20
     @Option(help: "Seed of every random choice (initialization, split, shuffling, simulations).") var seed: UInt64 = 0
@@ -61,16 +67,33 @@ struct TrainingOptions: ParsableArguments {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         if let batchSize, batchSize <= 0 { throw ValidationError("--batch-size must be positive") }
         guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw ValidationError("--weight-decay must be zero or positive") }
+        _ = try learningRateSchedule()
+        guard averaging >= 0, averaging.isFinite else { throw ValidationError("--averaging must be zero or positive") }
         guard validationFraction >= 0, validationFraction < 1 else { throw ValidationError("--validation-fraction must be in [0, 1)") }
         guard patience > 0 else { throw ValidationError("--patience must be positive") }
     }
 
+    func learningRateSchedule() throws -> LearningRateSchedule {
+        switch schedule {
+        case "constant": return .constant
+        case "cosine": return .cosine(minimumFactor: 0.01)
+        case "plateau": return .stepOnPlateau(factor: 0.5, patience: max(1, patience / 2))
+        default:
+            if schedule.hasPrefix("plateau:"), let epochs = Int(schedule.dropFirst("plateau:".count)), epochs > 0 {
+                return .stepOnPlateau(factor: 0.5, patience: epochs)
+            }
+            throw ValidationError("--schedule \(schedule): expected constant, cosine, plateau or plateau:EPOCHS")
+        }
+    }
+
     /// Large datasets get larger batches: the device stays busy and an epoch costs fewer steps.
-    func configuration(rows: Int) -> TrainingConfiguration {
+    func configuration(rows: Int) throws -> TrainingConfiguration {
         let batch = batchSize ?? (rows >= 50_000 ? 512 : (rows >= 2_000 ? 256 : max(16, rows / 10)))
         return TrainingConfiguration(epochs: epochs, batchSize: batch, learningRate: learningRate,
-                                     maxGradientNorm: 5, schedule: .constant,
-                                     validationFraction: validationFraction, patience: patience, seed: seed)
+                                     weightDecay: weightDecay, maxGradientNorm: 5, schedule: try learningRateSchedule(),
+                                     validationFraction: validationFraction, patience: patience, seed: seed,
+                                     averagingEpochs: averaging > 0 ? averaging : nil)
     }
 }
 

@@ -24,6 +24,8 @@ struct RunConfiguration: Codable {
     var seed: UInt64
     var hidden: [Int]
     var transforms: Int
+    var weightDecay: Float?
+    var schedule: String?
     var trainingSeconds: Double?
     var epochsRun: Int?
     var bestValidationLoss: Double?

@@ -111,7 +111,7 @@ struct Train: ParsableCommand {
                                        embedding: try embeddingWidths(conditioningFeatures: context), seed: training.seed)
         let model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
         let directory = try makeDirectory(out)
-        let configuration = training.configuration(rows: thetaMatrix.rows)
+        let configuration = try training.configuration(rows: thetaMatrix.rows)
         let progress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
         if !training.quiet {
             printError("training \(method) with \(estimator) on \(backend.kind) (\(backend.deviceName)): \(thetaMatrix.rows) pairs, θ \(thetaMatrix.cols)-d, x \(xMatrix.cols)-d, batch \(configuration.batchSize)")
@@ -134,6 +134,8 @@ struct Train: ParsableCommand {
             epochs: configuration.epochs, batchSize: configuration.batchSize, learningRate: configuration.learningRate,
             validationFraction: configuration.validationFraction, patience: configuration.patience, seed: configuration.seed,
             hidden: widths, transforms: transforms)
+        run.weightDecay = configuration.weightDecay
+        run.schedule = training.schedule
         run.trainingSeconds = trainingSeconds
         run.epochsRun = history.count
         run.bestValidationLoss = best

@@ -296,6 +296,9 @@ final class TrainingOpsTests: XCTestCase {
         /// m's terms summed in absolute value: the scale of its rounding error when they cancel.
         var mScale: [Double]
         let lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double
+        /// The parameter average, kept when the case sets an averageDecay.
+        var a: [Double]
+        let averageDecay: Double
         var step = 0
 
         init(_ parameters: [Float], _ h: AdamHyperparameters) {
@@ -305,6 +308,8 @@ final class TrainingOpsTests: XCTestCase {
             mScale = m
             (lr, beta1, beta2, eps, weightDecay) = (Double(h.learningRate), Double(h.beta1), Double(h.beta2),
                                                     Double(h.epsilon), Double(h.weightDecay))
+            a = p
+            averageDecay = Double(h.averageDecay)
         }
 
         mutating func update(_ gradient: [Float], maxNorm: Double?) {
@@ -323,6 +328,7 @@ final class TrainingOpsTests: XCTestCase {
                 v[i] = v[i] * beta2 + (1 - beta2) * g[i] * g[i]    // exp_avg_sq.mul_(beta2).addcmul_(...)
                 let denominator = v[i].squareRoot() / bias2.squareRoot() + eps
                 p[i] -= lr / bias1 * m[i] / denominator
+                a[i] = averageDecay * a[i] + (1 - averageDecay) * p[i]
             }
         }
     }
@@ -342,8 +348,9 @@ final class TrainingOpsTests: XCTestCase {
                                                           weightDecay: 0.1)),
         AdamCase(name: "Adam+clip", hyper: AdamHyperparameters(learningRate: 1e-2), maxNorm: 5,
                  scales: [10, 0.01, 3, 0.02, 1]),
-        AdamCase(name: "AdamW+clip", hyper: AdamHyperparameters(learningRate: 5e-2, beta1: 0.5, beta2: 0.9, epsilon: 1e-8,
-                                                               weightDecay: 0.3),
+        AdamCase(name: "Adam+average", hyper: AdamHyperparameters(learningRate: 1e-2, averageDecay: 0.7)),
+        AdamCase(name: "AdamW+clip+average", hyper: AdamHyperparameters(learningRate: 5e-2, beta1: 0.5, beta2: 0.9, epsilon: 1e-8,
+                                                               weightDecay: 0.3, averageDecay: 0.95),
                  maxNorm: 1, scales: [0.001, 50, 0.001, 2, 0.0004]),
     ]
 
@@ -355,10 +362,11 @@ final class TrainingOpsTests: XCTestCase {
             var random = TrainingRandom(seed: 14)
             let initial = (0..<count).map { _ in random.uniform(-1, 1) }
             var reference = ReferenceAdam(initial, testCase.hyper)
-            let arena = try TrainingArena(backend, capacity: 4 * count + 64)
+            let arena = try TrainingArena(backend, capacity: 5 * count + 80)
             let p = try arena.place(initial), g = try arena.output(count)
             let m = try arena.place([Float](repeating: 0, count: count)), v = try arena.place([Float](repeating: 0, count: count))
             let norm = try arena.output(1)
+            let average = testCase.hyper.averageDecay > 0 ? try arena.place(initial) : nil
             for (index, scale) in testCase.scales.enumerated() {
                 // Components of very different sizes, some zero, so eps and the clip both matter.
                 let gradient: [Float] = (0..<count).map { i in
@@ -370,10 +378,10 @@ final class TrainingOpsTests: XCTestCase {
                 if let maxNorm = testCase.maxNorm {
                     try backend.sumOfSquares(g, into: norm)
                     try backend.adamStep(parameters: p, gradients: g, firstMoment: m, secondMoment: v, hyper: hyper,
-                                         gradientSquaredNorm: norm, maxGradientNorm: maxNorm)
+                                         gradientSquaredNorm: norm, maxGradientNorm: maxNorm, average: average)
                 } else {
                     try backend.adamStep(parameters: p, gradients: g, firstMoment: m, secondMoment: v, hyper: hyper,
-                                         gradientSquaredNorm: nil, maxGradientNorm: .infinity)
+                                         gradientSquaredNorm: nil, maxGradientNorm: .infinity, average: average)
                 }
                 reference.update(gradient, maxNorm: testCase.maxNorm.map(Double.init))
                 let what = "\(testCase.name) step \(index + 1) on \(backend.kind)"
@@ -383,9 +391,14 @@ final class TrainingOpsTests: XCTestCase {
                               what + ": first moment", file: file, line: line)
                 T.assertClose(try backend.download(v), reference.v, rtol: 1e-5, atol: 1e-20, what + ": second moment",
                               file: file, line: line)
+                if let average {
+                    T.assertClose(try backend.download(average), reference.a, rtol: 2e-6, atol: 2e-6, what + ": average",
+                                  file: file, line: line)
+                }
             }
             try arena.checkGuards("\(testCase.name) on \(backend.kind)", file: file, line: line)
             results += [try backend.download(p), try backend.download(m), try backend.download(v)]
+            if let average { results.append(try backend.download(average)) }
         }
         return results
     }
@@ -462,6 +475,11 @@ final class TrainingOpsTests: XCTestCase {
             ("adam step 0", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
                                              hyper: AdamHyperparameters(learningRate: 1e-3, step: 0),
                                              gradientSquaredNorm: nil, maxGradientNorm: 1) }),
+            ("adam average", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
+                                              hyper: hyper, gradientSquaredNorm: nil, maxGradientNorm: 0, average: six) }),
+            ("adam average decay", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
+                                                    hyper: AdamHyperparameters(learningRate: 1e-3, averageDecay: 1.5),
+                                                    gradientSquaredNorm: nil, maxGradientNorm: 0, average: four) }),
             ("adam negative max norm", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
                                                         hyper: hyper, gradientSquaredNorm: one, maxGradientNorm: -1) }),
         ]

@@ -124,26 +124,90 @@ final class TrainingTests: XCTestCase {
     }
 
     /// A run killed after epoch 3 and resumed from its checkpoint ends bit-identical to a run that
-    /// was never interrupted (CPU backend).
+    /// was never interrupted (CPU backend), with and without parameter averaging.
     func testResumeEqualsUninterrupted() throws {
         let data = try regressionData(rows: 500)
-        let uninterrupted = try Trainer(backend: CPUBackend(), configuration: regressionConfiguration(epochs: 6),
-                                        data: data, lossGraph: regressionLoss)
-        let fullHistory = try uninterrupted.train()
+        for averaging in [nil, 1.5] as [Double?] {
+            func configuration(epochs: Int) -> TrainingConfiguration {
+                var c = regressionConfiguration(epochs: epochs)
+                c.averagingEpochs = averaging
+                return c
+            }
+            let uninterrupted = try Trainer(backend: CPUBackend(), configuration: configuration(epochs: 6),
+                                            data: data, lossGraph: regressionLoss)
+            let fullHistory = try uninterrupted.train()
 
-        let url = directory.appendingPathComponent("resume.safetensors")
-        let first = try Trainer(backend: CPUBackend(), configuration: regressionConfiguration(epochs: 3),
-                                data: data, lossGraph: regressionLoss)
-        try first.train(checkpoint: url)
-        let second = try Trainer(backend: CPUBackend(), configuration: regressionConfiguration(epochs: 6),
-                                 data: data, lossGraph: regressionLoss)
-        let resumedHistory = try second.train(checkpoint: url, resume: true)
+            let url = directory.appendingPathComponent("resume-\(averaging ?? 0).safetensors")
+            let first = try Trainer(backend: CPUBackend(), configuration: configuration(epochs: 3),
+                                    data: data, lossGraph: regressionLoss)
+            try first.train(checkpoint: url)
+            let second = try Trainer(backend: CPUBackend(), configuration: configuration(epochs: 6),
+                                     data: data, lossGraph: regressionLoss)
+            let resumedHistory = try second.train(checkpoint: url, resume: true)
 
-        XCTAssertEqual(resumedHistory.map(\.trainingLoss), fullHistory.map(\.trainingLoss))
-        XCTAssertEqual(resumedHistory.map(\.validationLoss), fullHistory.map(\.validationLoss))
-        for e in uninterrupted.store.entries {
-            XCTAssertEqual(try uninterrupted.store.read(e.name).map(\.bitPattern),
-                           try second.store.read(e.name).map(\.bitPattern), e.name)
+            XCTAssertEqual(resumedHistory.map(\.trainingLoss), fullHistory.map(\.trainingLoss))
+            XCTAssertEqual(resumedHistory.map(\.validationLoss), fullHistory.map(\.validationLoss))
+            for e in uninterrupted.store.entries {
+                XCTAssertEqual(try uninterrupted.store.read(e.name).map(\.bitPattern),
+                               try second.store.read(e.name).map(\.bitPattern), "\(e.name), averaging \(averaging ?? 0)")
+            }
         }
+    }
+
+    /// With averaging, the Adam step keeps an exponential moving average of the iterates: checked
+    /// against one computed in double precision from every iterate (one step per epoch, so the
+    /// progress callback sees each). Validation and the kept parameters are the average's; the
+    /// iterates themselves, and so early stopping, are those of a run without averaging.
+    func testParameterAveraging() throws {
+        let data = try regressionData(rows: 220)  // 22 held out, 198 rows: one batch of 198
+        var configuration = regressionConfiguration(epochs: 12)
+        configuration.batchSize = 198
+        configuration.learningRate = 2e-2
+        configuration.averagingEpochs = 3
+        let averaged = try Trainer(backend: CPUBackend(), configuration: configuration, data: data, lossGraph: regressionLoss)
+        XCTAssertEqual(averaged.stepsPerEpoch, 1)
+        var reference = try averaged.backend.download(averaged.store.values.view).map(Double.init)
+        var averages: [[Double]] = []
+        let history = try averaged.train { record in
+            let iterate = try! averaged.backend.download(averaged.store.values.view)
+            // min(1 − 1/(epochs·steps per epoch), (1 + t)/(10 + t)) at step t = record.epoch
+            let decay = min(1 - 1.0 / 3, Double(1 + record.epoch) / Double(10 + record.epoch))
+            XCTAssertEqual(Double(averaged.averageDecay(step: record.epoch)), decay, accuracy: 1e-7)
+            for i in reference.indices { reference[i] = decay * reference[i] + (1 - decay) * Double(iterate[i]) }
+            averages.append(reference)
+        }
+        func assertClose(_ actual: [Float], _ expected: [Double], _ what: String) {
+            XCTAssertEqual(actual.count, expected.count, what)
+            for (a, e) in zip(actual, expected) { XCTAssertEqual(Double(a), e, accuracy: 1e-6 + 1e-5 * abs(e), what) }
+        }
+        assertClose(try averaged.backend.download(averaged.averageValues!.view), averages.last!, "moving average after 12 steps")
+        // The kept parameters are the average of the epoch with the best validation loss.
+        let best = history.indices.min { history[$0].validationLoss < history[$1].validationLoss }!
+        assertClose(try averaged.backend.download(averaged.store.values.view), averages[best],
+                    "kept parameters = best epoch's average")
+
+        var plain = configuration
+        plain.averagingEpochs = nil
+        let plainTrainer = try Trainer(backend: CPUBackend(), configuration: plain, data: data, lossGraph: regressionLoss)
+        let plainHistory = try plainTrainer.train()
+        XCTAssertEqual(history.map(\.trainingLoss), plainHistory.map(\.trainingLoss), "averaging changed the iterates")
+        XCTAssertNotEqual(history.map(\.validationLoss), plainHistory.map(\.validationLoss))
+    }
+
+    /// Early stopping watches the last iterate, so a run with averaging stops when the same run
+    /// without it does, however slowly the average keeps improving.
+    func testAveragingStopsWithTheIterate() throws {
+        var configuration = regressionConfiguration(epochs: 500)
+        configuration.learningRate = 5e-2   // large enough to stall
+        configuration.patience = 4
+        let data = try regressionData(rows: 400)
+        let plain = try Trainer(backend: CPUBackend(), configuration: configuration, data: data, lossGraph: regressionLoss)
+        configuration.averagingEpochs = 2
+        let averaged = try Trainer(backend: CPUBackend(), configuration: configuration, data: data, lossGraph: regressionLoss)
+        let plainHistory = try plain.train(), averagedHistory = try averaged.train()
+        XCTAssertTrue(plain.stoppedEarly)
+        XCTAssertTrue(averaged.stoppedEarly)
+        XCTAssertEqual(averagedHistory.count, plainHistory.count)
+        XCTAssertEqual(averaged.bestValidationLoss, averagedHistory.map(\.validationLoss).min()!)
     }
 }

@@ -95,12 +95,13 @@ extension CPUBackend {
 
     public func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
                          secondMoment: BufferView, hyper: AdamHyperparameters,
-                         gradientSquaredNorm: BufferView?, maxGradientNorm: Float) throws {
+                         gradientSquaredNorm: BufferView?, maxGradientNorm: Float, average: BufferView?) throws {
         try Check.adam(parameters: parameters, gradients: gradients, firstMoment: firstMoment,
                        secondMoment: secondMoment, hyper: hyper, gradientSquaredNorm: gradientSquaredNorm,
-                       maxGradientNorm: maxGradientNorm)
+                       maxGradientNorm: maxGradientNorm, average: average)
         let p = try pointer(parameters), g = try pointer(gradients)
         let m = try pointer(firstMoment), v = try pointer(secondMoment)
+        let a = try average.map { try pointer($0) }
         let clip = try gradientSquaredNorm.map { AdamMath.clipScale(try pointer($0)[0], maxGradientNorm) } ?? 1
         let (c1, c2) = hyper.biasCorrections
         // Memory-bound over every parameter (four streams in, three out): split across the
@@ -108,11 +109,12 @@ extension CPUBackend {
         let count = parameters.count, width = AdamMath.Vector.scalarCount
         CPUParallel.forEachChunk(count / width, work: count) { range in
             for block in range {
-                AdamMath.update(p, g, m, v, at: block * width, clip, hyper, c1, c2)
+                AdamMath.update(p, g, m, v, a, at: block * width, clip, hyper, c1, c2)
             }
         }
         for i in (count / width * width)..<count {
             AdamMath.update(&p[i], g[i] * clip, &m[i], &v[i], hyper, c1, c2)
+            if let a { a[i] = a[i] + (1 - hyper.averageDecay) * (p[i] - a[i]) }
         }
     }
 }
@@ -138,7 +140,8 @@ enum AdamMath {
     /// element the roundings are those of the scalar form.
     @inline(__always)
     static func update(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
-                       _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>, at i: Int,
+                       _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
+                       _ a: UnsafeMutablePointer<Float>?, at i: Int,
                        _ clip: Float, _ h: AdamHyperparameters, _ c1: Float, _ c2: Float) {
         func load(_ x: UnsafeMutablePointer<Float>) -> Vector { UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self) }
         func store(_ value: Vector, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x + i).storeBytes(of: value, as: Vector.self) }
@@ -151,6 +154,10 @@ enum AdamMath {
         let vHat = vv / c2
         pv = pv - (h.learningRate * mHat) / (vHat.squareRoot() + h.epsilon)
         store(pv, p); store(mv, m); store(vv, v)
+        if let a {
+            let av = load(a)
+            store(av + (1 - h.averageDecay) * (pv - av), a)
+        }
     }
 
     @inline(__always)
@@ -234,8 +241,15 @@ extension Check {
     }
 
     static func adam(parameters: BufferView, gradients: BufferView, firstMoment: BufferView, secondMoment: BufferView,
-                     hyper: AdamHyperparameters, gradientSquaredNorm: BufferView?, maxGradientNorm: Float) throws {
+                     hyper: AdamHyperparameters, gradientSquaredNorm: BufferView?, maxGradientNorm: Float,
+                     average: BufferView?) throws {
         try same(parameters, gradients, "adam parameters/gradients")
+        if let average {
+            try same(parameters, average, "adam parameters/average")
+            guard hyper.averageDecay >= 0, hyper.averageDecay <= 1 else {
+                throw SBIError.invalidArgument("adam: averageDecay \(hyper.averageDecay) must be in [0, 1]")
+            }
+        }
         try same(parameters, firstMoment, "adam parameters/first moment")
         try same(parameters, secondMoment, "adam parameters/second moment")
         guard hyper.step >= 1 else {

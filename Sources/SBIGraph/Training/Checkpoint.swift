@@ -76,10 +76,14 @@ extension Trainer {
         metadata[Checkpoint.formatKey] = Checkpoint.formatValue
         metadata["training.configuration"] = try Checkpoint.json(configuration)
         metadata["training.state"] = try Checkpoint.json(state)
-        let tensors = try store.safetensors(extra: [("optimizer.m.", store.firstMoment),
-                                                    ("optimizer.v.", store.secondMoment),
-                                                    ("best.", bestValues)])
+        let tensors = try store.safetensors(extra: optimizerState)
         try SafetensorsFile(tensors: tensors, metadata: metadata).write(to: url)
+    }
+
+    /// The buffers besides the parameters that a resumed run needs, by tensor-name prefix.
+    var optimizerState: [(String, Buffer)] {
+        [("optimizer.m.", store.firstMoment), ("optimizer.v.", store.secondMoment), ("best.", bestValues)]
+            + (averageValues.map { [("average.", $0)] } ?? [])
     }
 
     /// Restores a checkpoint written by `save`; refuses one from a different configuration.
@@ -97,9 +101,7 @@ extension Trainer {
             throw SBIError.invalidArgument("\(path): checkpoint was trained with a different configuration (\(saved)); resume with the same options")
         }
         let restored = try Checkpoint.decode(State.self, file.metadata["training.state"], key: "training.state", path: path)
-        try store.load(file, path: path, extra: [("optimizer.m.", store.firstMoment),
-                                                 ("optimizer.v.", store.secondMoment),
-                                                 ("best.", bestValues)])
+        try store.load(file, path: path, extra: optimizerState)
         state = restored
         if state.epoch < configuration.epochs && configuration.epochs > saved.epochs { state.stoppedEarly = false }
     }

@@ -41,9 +41,14 @@ public final class Trainer {
     let trainIndices: [Int32]
     let validationIndices: Buffer?
     let epochIndices: Buffer
-    /// [training loss sum, full-batch validation sum, remainder validation loss].
+    /// [training loss sum, full-batch validation sum, remainder validation loss, and the same two
+    /// for the last iterate when the parameters are averaged].
     let accumulators: Buffer
     let bestValues: Buffer
+    /// The moving average of the parameters (kept by the Adam step), and where the last iterate
+    /// waits while validation runs on the average; both when `averagingEpochs` is set.
+    let averageValues: Buffer?
+    let averageScratch: Buffer?
     let squaredNorm: Buffer
     public let stepsPerEpoch: Int
     let validationRows: Int
@@ -53,6 +58,9 @@ public final class Trainer {
         var epoch = 0
         var step = 0
         var bestValidationLoss = Double.infinity
+        /// The last iterate's best validation loss, which early stopping watches; nil until the
+        /// first epoch (and in checkpoints written before it was kept).
+        var bestIterateLoss: Double?
         var epochsWithoutImprovement = 0
         var learningRateScale: Float = 1
         var epochsSinceRateChange = 0
@@ -134,10 +142,37 @@ public final class Trainer {
         columnWidths = data.columns.map(\.cols)
         validationIndices = validationRows > 0 ? try backend.makeBuffer(Array(order.suffix(validationRows))) : nil
         epochIndices = try backend.makeBuffer(count: trainIndices.count)
-        accumulators = try backend.makeBuffer(count: 3)
+        accumulators = try backend.makeBuffer(count: 5)
         bestValues = try backend.makeBuffer(count: store.count)
         squaredNorm = try backend.makeBuffer(count: 1)
         try backend.copy(store.values.view, to: bestValues.view)
+        if configuration.averagingEpochs != nil {
+            averageValues = try backend.makeBuffer(count: store.count)
+            averageScratch = try backend.makeBuffer(count: store.count)
+            try backend.copy(store.values.view, to: averageValues!.view)
+        } else {
+            averageValues = nil
+            averageScratch = nil
+        }
+    }
+
+    /// The averaging weight of step `step` (1-based): the decay that gives the configured time
+    /// constant, lowered early on (as TensorFlow's ExponentialMovingAverage does with
+    /// num_updates) so that the initialization does not linger in the average.
+    func averageDecay(step: Int) -> Float {
+        guard let epochs = configuration.averagingEpochs else { return 0 }
+        let decay = 1 - 1 / max(1, epochs * Double(stepsPerEpoch))
+        return Float(min(decay, Double(1 + step) / Double(10 + step)))
+    }
+
+    /// Runs `body` with the averaged parameters in the store (when averaging), then puts the
+    /// last iterate back.
+    func withAveragedParameters<T>(_ body: () throws -> T) throws -> T {
+        guard let averageValues, let averageScratch else { return try body() }
+        try backend.copy(store.values.view, to: averageScratch.view)
+        try backend.copy(averageValues.view, to: store.values.view)
+        defer { try? backend.copy(averageScratch.view, to: store.values.view) }
+        return try body()
     }
 
     /// Whether a training step runs as two half-batch replicas: on the CPU backend, for batches
@@ -175,8 +210,8 @@ public final class Trainer {
         }
     }
 
-    /// Runs one epoch; returns the mean training loss and validation loss.
-    func runEpoch() throws -> (train: Double, validation: Double) {
+    /// Runs one epoch of training steps, adding their losses to the (zeroed) accumulators.
+    func runEpoch() throws {
         let batch = configuration.batchSize
         let shuffled = Trainer.permutation(count: trainIndices.count, seed: configuration.seed, stream: UInt64(state.epoch))
         try backend.upload(shuffled.map { trainIndices[Int($0)] }, to: epochIndices.view)
@@ -212,38 +247,47 @@ public final class Trainer {
             try backend.adamStep(parameters: store.values.view, gradients: store.gradients.view,
                                  firstMoment: store.firstMoment.view, secondMoment: store.secondMoment.view,
                                  hyper: AdamHyperparameters(learningRate: learningRate(step: state.step - 1),
-                                                            weightDecay: configuration.weightDecay, step: state.step),
+                                                            weightDecay: configuration.weightDecay, step: state.step,
+                                                            averageDecay: averageDecay(step: state.step)),
                                  gradientSquaredNorm: clip == nil ? nil : squaredNorm.view,
-                                 maxGradientNorm: clip ?? 0)
+                                 maxGradientNorm: clip ?? 0, average: averageValues?.view)
             for lossView in lossViews {
                 try backend.binary(.add, lossSum, lossView, lossSum, rows: 1, cols: 1, broadcast: .none)
             }
         }
-        // Validation: full batches accumulate into slot 1, the remainder batch lands in slot 2.
-        if let validationIndices {
-            var start = 0
-            while start < validationRows {
-                let rows = min(batch, validationRows - start)
-                guard let eval = evalPlans.first(where: { $0.rows == rows }) else { break }
-                let indices = validationIndices.view(offset: start, count: rows)
-                for (tensor, column) in eval.inputs {
-                    try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
-                                           into: try eval.plan.view(of: tensor))
-                }
-                try eval.plan.run()
-                let slot = accumulators.view(offset: rows == batch ? 1 : 2, count: 1)
-                try backend.binary(.add, slot, try eval.plan.view(of: eval.loss), slot, rows: 1, cols: 1, broadcast: .none)
-                start += rows
+    }
+
+    /// Adds the validation rows' losses, with the parameters in the store, to the accumulators:
+    /// full batches into `slot`, the remainder batch into `slot + 1`.
+    func validate(into first: Int) throws {
+        guard let validationIndices else { return }
+        let batch = configuration.batchSize
+        var start = 0
+        while start < validationRows {
+            let rows = min(batch, validationRows - start)
+            guard let eval = evalPlans.first(where: { $0.rows == rows }) else { break }
+            let indices = validationIndices.view(offset: start, count: rows)
+            for (tensor, column) in eval.inputs {
+                try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
+                                       into: try eval.plan.view(of: tensor))
             }
+            try eval.plan.run()
+            let slot = accumulators.view(offset: rows == batch ? first : first + 1, count: 1)
+            try backend.binary(.add, slot, try eval.plan.view(of: eval.loss), slot, rows: 1, cols: 1, broadcast: .none)
+            start += rows
         }
-        let sums = try backend.download(accumulators.view)  // the epoch's one synchronization
-        // Each replica's loss is the mean over its rows.
-        let train = Double(sums[0]) / Double(stepsPerEpoch * replicas.count)
-        let fullBatches = validationRows / batch, remainder = validationRows % batch
-        let validation = validationRows == 0 ? train
-            : (Double(sums[1]) * Double(batch) + Double(sums[2]) * Double(remainder)) / Double(validationRows)
-        _ = fullBatches
-        return (train, validation)
+    }
+
+    /// The epoch's mean training loss, validation loss (the training loss when nothing is held
+    /// out), and, with averaging, the last iterate's validation loss, from the accumulators.
+    func epochLosses(_ sums: [Float]) -> (train: Double, validation: Double, iterate: Double?) {
+        let train = Double(sums[0]) / Double(stepsPerEpoch * replicas.count)  // each replica's loss is a mean over its rows
+        let batch = configuration.batchSize, remainder = validationRows % batch
+        func validation(_ slot: Int) -> Double {
+            validationRows == 0 ? train
+                : (Double(sums[slot]) * Double(batch) + Double(sums[slot + 1]) * Double(remainder)) / Double(validationRows)
+        }
+        return (train, validation(1), averageValues == nil ? nil : validation(3))
     }
 
     /// Trains until `epochs`, early stopping, or the end of a resumed run; leaves the best
@@ -258,15 +302,28 @@ public final class Trainer {
         while state.epoch < configuration.epochs && !state.stoppedEarly {
             let started = DispatchTime.now().uptimeNanoseconds
             let rate = learningRate(step: state.step)
-            let (train, validation) = try runEpoch()
-            guard train.isFinite else {
-                throw SBIError.invalidArgument("training loss became \(train) at epoch \(state.epoch + 1); lower the learning rate")
+            try runEpoch()
+            // With averaging, the last iterate is validated too: early stopping and the plateau
+            // schedule watch it (whether the optimizer still makes progress), while the average,
+            // which keeps improving slowly as it takes in more iterates, is what is kept.
+            if averageValues != nil { try validate(into: 3) }
+            let (train, validation, iterate) = try withAveragedParameters {
+                try validate(into: 1)
+                let sums = try backend.download(accumulators.view)  // the epoch's one synchronization
+                let (train, validation, iterate) = epochLosses(sums)
+                guard train.isFinite else {
+                    throw SBIError.invalidArgument("training loss became \(train) at epoch \(state.epoch + 1); lower the learning rate")
+                }
+                if validation < state.bestValidationLoss {
+                    state.bestValidationLoss = validation
+                    try backend.copy(store.values.view, to: bestValues.view)
+                }
+                return (train, validation, iterate ?? validation)
             }
-            if validation < state.bestValidationLoss {
-                state.bestValidationLoss = validation
+            if iterate < state.bestIterateLoss ?? .infinity {
+                state.bestIterateLoss = iterate
                 state.epochsWithoutImprovement = 0
                 state.epochsSinceRateChange = 0
-                try backend.copy(store.values.view, to: bestValues.view)
             } else {
                 state.epochsWithoutImprovement += 1
                 state.epochsSinceRateChange += 1

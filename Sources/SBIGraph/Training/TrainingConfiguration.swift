@@ -33,10 +33,14 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// Stop after this many epochs without a better validation loss.
     public var patience = 20
     public var seed: UInt64 = 0
+    /// Time constant, in epochs, of an exponential moving average of the parameters; validation,
+    /// early stopping and the trained model use the average. nil: the last iterate.
+    public var averagingEpochs: Double? = nil
 
     public init(epochs: Int = 200, batchSize: Int = 256, learningRate: Float = 1e-3, weightDecay: Float = 0,
                 maxGradientNorm: Float? = 5, schedule: LearningRateSchedule = .constant,
-                validationFraction: Double = 0.1, patience: Int = 20, seed: UInt64 = 0) {
+                validationFraction: Double = 0.1, patience: Int = 20, seed: UInt64 = 0,
+                averagingEpochs: Double? = nil) {
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
@@ -46,6 +50,7 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
         self.validationFraction = validationFraction
         self.patience = patience
         self.seed = seed
+        self.averagingEpochs = averagingEpochs
     }
 }
 
