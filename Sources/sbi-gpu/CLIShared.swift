@@ -55,7 +55,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Learning-rate schedule: constant, cosine (to 1% over --epochs), or plateau: halve the rate after --patience/2 epochs (plateau:EPOCHS: after EPOCHS) without a better validation loss.",
                                valueName: "constant|cosine|plateau[:EPOCHS]"))
     var schedule = "constant"
-    @Option(help: "Average the parameters over about this many epochs (an exponential moving average of the steps); the saved model is the average with the best validation loss, while early stopping watches the last step's parameters. 0: no averaging.")
+    @Option(help: "Average the parameters over the latest steps: an exponential moving average whose window grows with training (about a tenth of the steps so far) up to this many epochs. The saved model is the average with the best validation loss; early stopping watches the last step's parameters. 0: no averaging.")
     var averaging: Double = 2
     @Option(help: "Share of the rows held out for validation and early stopping.") var validationFraction = 0.1
     @Option(help: "Stop after this many epochs without a better validation loss.") var patience = 20

@@ -33,8 +33,9 @@ public struct TrainingConfiguration: Codable, Equatable, Sendable {
     /// Stop after this many epochs without a better validation loss.
     public var patience = 20
     public var seed: UInt64 = 0
-    /// Time constant, in epochs, of an exponential moving average of the parameters; validation,
-    /// early stopping and the trained model use the average. nil: the last iterate.
+    /// Longest window, in epochs, of an exponential moving average of the parameters (see
+    /// `Trainer.averageDecay`); validation and the trained model use the average, early stopping
+    /// the last iterate. nil: no average, the last iterate is validated and kept.
     public var averagingEpochs: Double? = nil
 
     public init(epochs: Int = 200, batchSize: Int = 256, learningRate: Float = 1e-3, weightDecay: Float = 0,
