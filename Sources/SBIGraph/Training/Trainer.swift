@@ -10,6 +10,9 @@ import SBIBackend
 /// launches and the Adam launch, and adds the loss to a device accumulator: no allocation and
 /// no host synchronization per step; the losses are read once per epoch.
 ///
+/// With `averagingEpochs`, the Adam step also keeps a moving average of the parameters; the
+/// average is validated and kept as the result, the last iterate decides early stopping.
+///
 /// On the CPU backend a small model's batch is split into two replicas of the plan, one per
 /// half, run on two threads, their gradients averaged before Adam (data parallelism). Each
 /// thread keeps its activations in its own core's cache: splitting every loop and product
@@ -261,7 +264,7 @@ public final class Trainer {
     }
 
     /// Adds the validation rows' losses, with the parameters in the store, to the accumulators:
-    /// full batches into `slot`, the remainder batch into `slot + 1`.
+    /// full batches into slot `first`, the remainder batch into slot `first + 1`.
     func validate(into first: Int) throws {
         guard let validationIndices else { return }
         let batch = configuration.batchSize
