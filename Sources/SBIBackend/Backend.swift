@@ -147,7 +147,6 @@ public extension Backend {
         try gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                  a: a, b: b, beta: beta, c: c, epilogue: .none)
     }
-    /// A buffer holding `values`.
     /// An Adam step without a parameter average.
     func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
                   secondMoment: BufferView, hyper: AdamHyperparameters,
@@ -156,6 +155,7 @@ public extension Backend {
                      hyper: hyper, gradientSquaredNorm: gradientSquaredNorm, maxGradientNorm: maxGradientNorm, average: nil)
     }
 
+    /// A buffer holding `values`.
     func makeBuffer<T: BitwiseCopyable>(_ values: [T]) throws -> Buffer {
         let buffer = try makeBuffer(count: values.count)
         try upload(values, to: buffer.view)
