@@ -26,6 +26,8 @@ struct RunConfiguration: Codable {
     var transforms: Int
     var weightDecay: Float?
     var schedule: String?
+    /// `--averaging` epochs; nil or 0: no averaging.
+    var averaging: Double?
     var trainingSeconds: Double?
     var epochsRun: Int?
     var bestValidationLoss: Double?

@@ -136,6 +136,7 @@ struct Train: ParsableCommand {
             hidden: widths, transforms: transforms)
         run.weightDecay = configuration.weightDecay
         run.schedule = training.schedule
+        run.averaging = configuration.averagingEpochs ?? 0
         run.trainingSeconds = trainingSeconds
         run.epochsRun = history.count
         run.bestValidationLoss = best
