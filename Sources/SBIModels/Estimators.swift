@@ -11,6 +11,8 @@ public struct EstimatorOptions: Sendable {
     public var activation: String? = nil
     /// Flows: widths of a context-embedding MLP (see FlowConfiguration.embedding).
     public var embedding: [Int]? = nil
+    /// Flows: whether a conditional flow starts with a `ConditionalAffine` layer (default yes).
+    public var conditionalAffine: Bool? = nil
     public var seed: UInt64 = 0
     public init(hidden: [Int]? = nil, transforms: Int? = nil, bins: Int? = nil, components: Int? = nil,
                 activation: String? = nil, embedding: [Int]? = nil, seed: UInt64 = 0) {
@@ -39,6 +41,7 @@ public enum Estimators {
             if let bins = options.bins { configuration.bins = bins }
             if let activation = options.activation { configuration.activation = activation }
             configuration.embedding = options.embedding
+            if let conditionalAffine = options.conditionalAffine { configuration.conditionalAffine = conditionalAffine }
             configuration.seed = options.seed
             return try makeFlow(configuration, backend: backend)
         case "mdn":

@@ -33,6 +33,8 @@ struct Train: ParsableCommand {
     @Option(help: "Mixture components (mdn, gmm).") var components = 10
     @Option(help: "Flows: an MLP embedding the conditioning data before the transforms: widths like 256,64 (the last is the embedded size), `none`, or `auto` (256,64 when it has 100 or more features, as images do).")
     var embedding = "auto"
+    @Flag(inversion: .prefixedNo, help: "Flows: start with an affine layer whose location and scale are linear in the conditioning data (the near-Gaussian part of most posteriors); the transforms model the rest.")
+    var conditionalAffine = true
     @OptionGroup var training: TrainingOptions
 
     func validate() throws {
@@ -107,8 +109,9 @@ struct Train: ParsableCommand {
         // Estimator.
         let (features, context) = method == "npe" ? (thetaMatrix.cols, xMatrix.cols) : (xMatrix.cols, thetaMatrix.cols)
         let widths = try hiddenWidths()
-        let options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
+        var options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
                                        embedding: try embeddingWidths(conditioningFeatures: context), seed: training.seed)
+        options.conditionalAffine = conditionalAffine
         let model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
         let directory = try makeDirectory(out)
         let configuration = try training.configuration(rows: thetaMatrix.rows)

@@ -34,6 +34,9 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
     /// the last being the embedded size: for high-dimensional context such as images. nil or
     /// empty: the transforms see the context itself.
     public var embedding: [Int]? = nil
+    /// Start a conditional flow with a `ConditionalAffine` layer (location and scale linear in
+    /// the context). nil, as in checkpoints written before the layer existed, means without.
+    public var conditionalAffine: Bool? = true
 
     public init(kind: Kind, features: Int, contextFeatures: Int = 0) {
         self.kind = kind
@@ -56,8 +59,8 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
         }
     }
 
-    /// The bijector stack: for each transform, ActNorm (optional), the transform, then a
-    /// permutation between transforms.
+    /// The bijector stack: for a conditional flow the `ConditionalAffine` layer, then for each
+    /// transform ActNorm (optional), the transform, and a permutation between transforms.
     public func makeFlow() throws -> Flow {
         guard features > 0, contextFeatures >= 0, transforms > 0 else {
             throw SBIError.invalidArgument("a flow needs features > 0 and transforms > 0")
@@ -66,6 +69,10 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
             throw SBIError.invalidArgument("embedding widths must be positive, got \(embedding!)")
         }
         var bijectors: [Bijector] = []
+        if conditionalAffine == true && conditioningFeatures > 0 {
+            bijectors.append(ConditionalAffine(name: "flow.affine", features: features,
+                                               contextFeatures: conditioningFeatures, bound: scaleBound))
+        }
         for t in 0..<transforms {
             if actNorm { bijectors.append(ActNorm(name: "flow.\(t).actnorm", features: features)) }
             let name = "flow.\(t)"
