@@ -32,6 +32,7 @@ inline uint lane_of(uint4 b, int lane) {
 }
 
 // kind 0: uniform in (a, b): fma(b - a, u, a).  kind 1: normal, fma(b, z, a).  kind 2: raw words.
+// kind 3: Bernoulli, b where u < a, else 0 (dropout masks).
 // fma is correctly rounded everywhere, so the uniforms are bit-identical to the CPU backend's
 // whether or not the compiler contracts multiply-adds (-cl-mad-enable).
 __kernel void philox_fill(__global float* y, int yo, int n, ulong seed, ulong offset, float a, float b, int kind) {
@@ -53,6 +54,7 @@ __kernel void philox_fill(__global float* y, int yo, int n, ulong seed, ulong of
             uint w = lane_of(words, lane);
             if (kind == 0) y[yo + i] = fma(width, philox_unit(w), a);
             else if (kind == 1) y[yo + i] = fma(b, z[lane], a);
+            else if (kind == 3) y[yo + i] = philox_unit(w) < a ? b : 0.0f;
             else y[yo + i] = as_float(w);
         }
     }

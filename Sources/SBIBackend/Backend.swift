@@ -74,6 +74,9 @@ public protocol Backend: AnyObject {
     func fillUniform(_ destination: BufferView, seed: UInt64, offset: UInt64, low: Float, high: Float) throws
     /// Normal floats N(mean, std²) by Box–Muller from the same Philox stream.
     func fillNormal(_ destination: BufferView, seed: UInt64, offset: UInt64, mean: Float, std: Float) throws
+    /// Bernoulli draws from the same stream: `value` where the uniform is below `probability`,
+    /// else 0 (dropout's keep mask, scaled by 1/keep, is probability keep and value 1/keep).
+    func fillBernoulli(_ destination: BufferView, seed: UInt64, offset: UInt64, probability: Float, value: Float) throws
     /// The raw 32-bit Philox words, bit-cast to the buffer's elements.
     func fillRandomBits(_ destination: BufferView, seed: UInt64, offset: UInt64) throws
 

@@ -119,6 +119,22 @@ public final class Graph {
     }
     private var parameterIDs: [String: Int] = [:]
 
+    /// Whether this graph is a training step's: layers then build their training-only parts
+    /// (dropout). The `Trainer` sets it on its step graphs; evaluation and sampling graphs leave it off.
+    public var isTraining = false
+
+    /// Dropout masks declared by the layers of a training graph: inputs that the `Trainer` fills
+    /// before each step with keep-probability draws of 1/(1 − rate), from its seed and the step.
+    public private(set) var dropoutMasks: [(tensor: Tensor, rate: Float)] = []
+
+    /// A rows×cols dropout mask (see `dropoutMasks`) to multiply activations by.
+    public func dropoutMask(rows: Int, cols: Int, rate: Float) -> Tensor {
+        precondition(rate > 0 && rate < 1, "dropout rate \(rate) is not in (0, 1)")
+        let tensor = input("dropout.\(dropoutMasks.count)", rows: rows, cols: cols)
+        dropoutMasks.append((tensor, rate))
+        return tensor
+    }
+
     public func constant(_ values: [Float], rows: Int, cols: Int) -> Tensor {
         precondition(values.count == rows * cols, "constant of \(values.count) values for \(rows)×\(cols)")
         return newTensor(rows: rows, cols: cols, role: .constant(.floats(values)), producer: nil)

@@ -13,6 +13,8 @@ public struct EstimatorOptions: Sendable {
     public var embedding: [Int]? = nil
     /// Flows: whether a conditional flow starts with a `ConditionalAffine` layer (default yes).
     public var conditionalAffine: Bool? = nil
+    /// Flows: dropout rate in the transforms' nets while training (see FlowConfiguration.dropout).
+    public var dropout: Float? = nil
     public var seed: UInt64 = 0
     public init(hidden: [Int]? = nil, transforms: Int? = nil, bins: Int? = nil, components: Int? = nil,
                 activation: String? = nil, embedding: [Int]? = nil, seed: UInt64 = 0) {
@@ -42,6 +44,7 @@ public enum Estimators {
             if let activation = options.activation { configuration.activation = activation }
             configuration.embedding = options.embedding
             if let conditionalAffine = options.conditionalAffine { configuration.conditionalAffine = conditionalAffine }
+            if let dropout = options.dropout, dropout > 0 { configuration.dropout = dropout }
             configuration.seed = options.seed
             return try makeFlow(configuration, backend: backend)
         case "mdn":

@@ -35,6 +35,8 @@ struct Train: ParsableCommand {
     var embedding = "auto"
     @Flag(inversion: .prefixedNo, help: "Flows: start with an affine layer whose location and scale are linear in the conditioning data (the near-Gaussian part of most posteriors); the transforms model the rest.")
     var conditionalAffine = true
+    @Option(help: "Flows: dropout rate in the transforms' networks while training, in [0, 1). A regularizer for data that the default flow overfits (validation loss turning up after a few epochs).")
+    var dropout: Float = 0
     @OptionGroup var training: TrainingOptions
 
     func validate() throws {
@@ -46,6 +48,7 @@ struct Train: ParsableCommand {
         guard data == nil || theta == nil else { throw ValidationError("give --data or --theta/--x, not both") }
         guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }
         _ = try hiddenWidths()
+        guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout \(dropout): expected a rate in [0, 1)") }
         _ = try embeddingWidths(conditioningFeatures: 0)
     }
 
@@ -112,6 +115,7 @@ struct Train: ParsableCommand {
         var options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
                                        embedding: try embeddingWidths(conditioningFeatures: context), seed: training.seed)
         options.conditionalAffine = conditionalAffine
+        options.dropout = dropout
         let model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
         let directory = try makeDirectory(out)
         let configuration = try training.configuration(rows: thetaMatrix.rows)

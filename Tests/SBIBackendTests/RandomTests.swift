@@ -90,6 +90,28 @@ final class RandomTests: XCTestCase {
         }
     }
 
+    /// Dropout masks: value where unit(word) < probability, else 0, element by element against
+    /// the scalar reference, on both backends; and the kept fraction of 300 001 draws within 5
+    /// standard errors of the probability.
+    func testBernoulliMasksIdenticalOnBothBackends() throws {
+        let cl = try F.openCL()
+        for s in Self.streams {
+            let expected = (0..<s.count).map { i -> Float in
+                Philox.unit(Philox.word(at: s.offset + UInt64(i), seed: s.seed)) < 0.8 ? 1.25 : 0
+            }
+            for backend in [F.cpu as Backend, cl] {
+                let (_, view) = try F.output(backend, count: s.count, offset: 2)
+                try backend.fillBernoulli(view, seed: s.seed, offset: s.offset, probability: 0.8, value: 1.25)
+                let got = try F.result(backend, view)
+                XCTAssertEqual(got, expected, "\(backend.kind) masks, stream \(s)")
+                if s.count > 100_000 {
+                    let kept = Double(got.filter { $0 != 0 }.count) / Double(s.count)
+                    XCTAssertEqual(kept, 0.8, accuracy: 5 * (0.8 * 0.2 / Double(s.count)).squareRoot())
+                }
+            }
+        }
+    }
+
     /// The normal streams agree to a few ulp, not bit for bit: Box–Muller calls log, sin and cos,
     /// whose single-precision implementations differ by ulps between the C library and the
     /// OpenCL driver (OpenCL allows log ≤ 3 ulp, sin/cos ≤ 4 ulp, sqrt ≤ 3 ulp). The uniforms

@@ -127,9 +127,13 @@ func regressionData(rows: Int, seed: UInt64 = 11) throws -> TrainingData {
 }
 
 func regressionLoss(_ graph: Graph, _ batch: Int) throws -> Tensor {
+    try regressionLoss(graph, batch, dropout: 0)
+}
+
+func regressionLoss(_ graph: Graph, _ batch: Int, dropout: Float) throws -> Tensor {
     let x = graph.input("x", rows: batch, cols: 2)
     let y = graph.input("y", rows: batch, cols: 1)
-    let prediction = try MLP(name: "net", widths: [2, 32, 32, 1], activation: .tanh)(x, in: graph)
+    let prediction = try MLP(name: "net", widths: [2, 32, 32, 1], activation: .tanh, dropout: dropout)(x, in: graph)
     return try graph.mean(try graph.square(try graph.subtract(prediction, y)))
 }
 

@@ -125,31 +125,65 @@ final class TrainingTests: XCTestCase {
 
     /// A run killed after epoch 3 and resumed from its checkpoint ends bit-identical to a run that
     /// was never interrupted (CPU backend), with and without parameter averaging.
+    /// Dropout lives in the step graphs only: each replica's graph declares a mask per hidden
+    /// layer and the evaluation graphs none. A step's masks hold 0 or 1/(1 − rate), keep about
+    /// 1 − rate of the units, and change from step to step; on both backends the same ones.
+    func testDropoutMasks() throws {
+        let data = try regressionData(rows: 500), rate: Float = 0.3
+        var masksByBackend: [[Float]] = []
+        for backend in [CPUBackend()] + (try openCLBackend().map { [$0] } ?? []) as [Backend] {
+            let trainer = try Trainer(backend: backend, configuration: regressionConfiguration(epochs: 1), data: data,
+                                      splitBatch: false) { try regressionLoss($0, $1, dropout: rate) }
+            let replica = try XCTUnwrap(trainer.replicas.first)
+            XCTAssertEqual(replica.masks.count, 2, "one mask per hidden layer")
+            XCTAssertTrue(replica.masks.allSatisfy { $0.rate == rate && $0.tensor.cols == 32 && $0.tensor.rows == 64 })
+            for (plan, _, _, _) in trainer.evalPlans {
+                XCTAssertFalse(plan.graph.inputs.contains { $0.name.hasPrefix("dropout") }, "evaluation graphs have no dropout")
+            }
+            var steps: [[Float]] = []
+            for step in 0..<2 {
+                trainer.state.step = step
+                try trainer.fillDropoutMasks(replica, replicaIndex: 0)
+                steps.append(try replica.masks.flatMap { try backend.download(try replica.plan.view(of: $0.tensor)) })
+            }
+            for mask in steps {
+                XCTAssertTrue(mask.allSatisfy { $0 == 0 || $0 == 1 / (1 - rate) })
+                let kept = Double(mask.filter { $0 != 0 }.count) / Double(mask.count)  // 4096 draws: σ ≈ 0.007
+                XCTAssertEqual(kept, Double(1 - rate), accuracy: 0.04)
+            }
+            XCTAssertNotEqual(steps[0], steps[1], "a new mask each step")
+            masksByBackend.append(steps[0] + steps[1])
+        }
+        if masksByBackend.count == 2 { XCTAssertEqual(masksByBackend[0], masksByBackend[1], "CPU and OpenCL masks") }
+    }
+
     func testResumeEqualsUninterrupted() throws {
         let data = try regressionData(rows: 500)
-        for averaging in [nil, 1.5] as [Double?] {
+        // Dropout masks come from (seed, step), so a resumed run draws the same ones.
+        for (averaging, dropout) in [(nil, 0), (1.5, 0), (nil, 0.3)] as [(Double?, Float)] {
             func configuration(epochs: Int) -> TrainingConfiguration {
                 var c = regressionConfiguration(epochs: epochs)
                 c.averagingEpochs = averaging
                 return c
             }
+            let loss = { try regressionLoss($0, $1, dropout: dropout) }
             let uninterrupted = try Trainer(backend: CPUBackend(), configuration: configuration(epochs: 6),
-                                            data: data, lossGraph: regressionLoss)
+                                            data: data, lossGraph: loss)
             let fullHistory = try uninterrupted.train()
 
-            let url = directory.appendingPathComponent("resume-\(averaging ?? 0).safetensors")
+            let url = directory.appendingPathComponent("resume-\(averaging ?? 0)-\(dropout).safetensors")
             let first = try Trainer(backend: CPUBackend(), configuration: configuration(epochs: 3),
-                                    data: data, lossGraph: regressionLoss)
+                                    data: data, lossGraph: loss)
             try first.train(checkpoint: url)
             let second = try Trainer(backend: CPUBackend(), configuration: configuration(epochs: 6),
-                                     data: data, lossGraph: regressionLoss)
+                                     data: data, lossGraph: loss)
             let resumedHistory = try second.train(checkpoint: url, resume: true)
 
             XCTAssertEqual(resumedHistory.map(\.trainingLoss), fullHistory.map(\.trainingLoss))
             XCTAssertEqual(resumedHistory.map(\.validationLoss), fullHistory.map(\.validationLoss))
             for e in uninterrupted.store.entries {
                 XCTAssertEqual(try uninterrupted.store.read(e.name).map(\.bitPattern),
-                               try second.store.read(e.name).map(\.bitPattern), "\(e.name), averaging \(averaging ?? 0)")
+                               try second.store.read(e.name).map(\.bitPattern), "\(e.name), averaging \(averaging ?? 0), dropout \(dropout)")
             }
         }
     }

@@ -271,6 +271,38 @@ final class FlowTests: XCTestCase {
         XCTAssertEqual(bijectors.count, try configuration.makeFlow().bijectors.count - 1)
     }
 
+    /// Dropout in every kind of flow: the training graph holds a mask per hidden layer of each
+    /// transform's net, the evaluation graph none, so log q is deterministic after training and
+    /// unchanged by a save and load; the rate is kept in the saved configuration.
+    func testDropoutTrainsOnlyInTheStepGraphs() throws {
+        let backend = CPUBackend()
+        for kind in [FlowConfiguration.Kind.realnvp, .nsf, .maf] {
+            var configuration = FlowConfiguration(kind: kind, features: 2, contextFeatures: 2)
+            configuration.hidden = [16, 16]
+            configuration.transforms = 2
+            configuration.dropout = 0.25
+            let flow = try configuration.makeFlow()
+            let graph = Graph()
+            graph.isTraining = true
+            _ = try flow.logProb(graph.input("y", rows: 8, cols: 2), context: graph.input("c", rows: 8, cols: 2), in: graph)
+            XCTAssertEqual(graph.dropoutMasks.count, 2 * 2, "\(kind): a mask per hidden layer per transform")
+            let estimator = try Estimators.makeFlow(configuration, backend: backend)
+            let y = uniformValues(400, seed: 1), c = uniformValues(400, seed: 2)
+            let history = try estimator.fit(y, context: c, configuration: TrainingConfiguration(epochs: 3, batchSize: 32, seed: 1))
+            XCTAssertTrue(history.allSatisfy { $0.trainingLoss.isFinite && $0.validationLoss.isFinite }, "\(kind)")
+            let points = Array(y.prefix(40)), context = Array(c.prefix(40))
+            let logq = try estimator.logProb(points, context: context)
+            XCTAssertEqual(try estimator.logProb(points, context: context), logq, "\(kind): evaluation draws no masks")
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("dropout-\(UUID().uuidString).safetensors")
+            defer { try? FileManager.default.removeItem(at: url) }
+            try estimator.save(to: url)
+            XCTAssertEqual(try Estimators.load(from: url, backend: backend).logProb(points, context: context), logq)
+        }
+        var bad = FlowConfiguration(kind: .nsf, features: 2, contextFeatures: 2)
+        bad.dropout = 1
+        XCTAssertThrowsError(try bad.makeFlow())
+    }
+
     func testSaveAndLoadReproduceLogProb() throws {
         let backend = CPUBackend()
         var configuration = FlowConfiguration(kind: .realnvp, features: 2, contextFeatures: 1)

@@ -210,6 +210,16 @@ public final class CPUBackend: Backend {
         }
     }
 
+    public func fillBernoulli(_ destination: BufferView, seed: UInt64, offset: UInt64,
+                              probability: Float, value: Float) throws {
+        let p = try pointer(destination)
+        CPUParallel.forEachChunk(destination.count, work: destination.count * 8) { range in
+            Philox.forEachElement(in: range, offset: offset, seed: seed) { i, block, lane in
+                p[i] = Philox.unit(Philox.lane(block, lane)) < probability ? value : 0
+            }
+        }
+    }
+
     public func fillRandomBits(_ destination: BufferView, seed: UInt64, offset: UInt64) throws {
         let p = UnsafeMutableRawPointer(try pointer(destination)).assumingMemoryBound(to: UInt32.self)
         CPUParallel.forEachChunk(destination.count, work: destination.count * 8) { range in

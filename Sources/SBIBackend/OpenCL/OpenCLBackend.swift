@@ -381,6 +381,10 @@ public final class OpenCLBackend: Backend {
     public func fillRandomBits(_ destination: BufferView, seed: UInt64, offset: UInt64) throws {
         try philox(destination, seed: seed, offset: offset, 0, 0, kind: 2)
     }
+
+    public func fillBernoulli(_ destination: BufferView, seed: UInt64, offset: UInt64, probability: Float, value: Float) throws {
+        try philox(destination, seed: seed, offset: offset, probability, value, kind: 3)
+    }
 }
 
 @inline(__always) func roundUp(_ value: Int, _ multiple: Int) -> Int {

@@ -14,15 +14,20 @@ public struct MLP: Sendable {
     /// (flows then start as the identity, as in Glow).
     public let zeroInitializedOutput: Bool
 
+    /// Dropout rate after every hidden layer, in training graphs only (`Graph.isTraining`).
+    public let dropout: Float
+
     /// - Parameter widths: input width, hidden widths…, output width.
     public init(name: String, widths: [Int], activation: UnaryOp = .relu, kaiming: Bool = false,
-                zeroInitializedOutput: Bool = false) {
+                zeroInitializedOutput: Bool = false, dropout: Float = 0) {
+        precondition(dropout >= 0 && dropout < 1, "dropout rate \(dropout) is not in [0, 1)")
         precondition(widths.count >= 2, "an MLP needs an input and an output width")
         self.name = name
         self.widths = widths
         self.activation = activation
         self.kaiming = kaiming
         self.zeroInitializedOutput = zeroInitializedOutput
+        self.dropout = dropout
     }
 
     public var layerCount: Int { widths.count - 1 }
@@ -53,6 +58,9 @@ public struct MLP: Sendable {
             if layer == 0, let inputRows { w = try graph.gatherRows(w, inputRows) }
             if last, let outputLayer { (w, b) = try outputLayer(w, b) }
             h = try graph.linear(h, weight: w, bias: b, activation: last ? .identity : activation)
+            if !last && dropout > 0 && graph.isTraining {
+                h = try graph.multiply(h, graph.dropoutMask(rows: h.rows, cols: h.cols, rate: dropout))
+            }
         }
         return h
     }

@@ -33,6 +33,8 @@ public final class Trainer {
         let inputs: [(tensor: Tensor, column: Int)]
         let loss: Tensor
         let rows: Int
+        /// The dropout masks the step graph declared, with their rates.
+        let masks: [(tensor: Tensor, rate: Float)]
     }
     /// One replica over the whole batch, or two over its halves (the second writing its
     /// gradients into `replicaGradients`).
@@ -96,11 +98,13 @@ public final class Trainer {
 
         // The training graph: loss and gradients of every parameter.
         let graph = Graph()
+        graph.isTraining = true
         let loss = try lossGraph(graph, batch)
         let store = try ParameterStore(graph: graph, backend: backend, seed: configuration.seed)
         self.store = store
         func bind(_ g: Graph) throws -> [(tensor: Tensor, column: Int)] {
-            try g.inputs.map { input in
+            let masks = Set(g.dropoutMasks.map(\.tensor.id))
+            return try g.inputs.filter { !masks.contains($0.tensor.id) }.map { input in
                 guard let column = data.columns.firstIndex(where: { $0.name == input.name }) else {
                     throw SBIError.invalidArgument("the model reads input '\(input.name)' but the data has columns \(data.columns.map(\.name))")
                 }
@@ -115,7 +119,7 @@ public final class Trainer {
             let gradients = try g.gradients(of: loss, with: parameters.map(\.tensor))
             let plan = try Plan(graph: g, backend: backend, outputs: [loss], parameters: store,
                                 gradients: zip(gradients, parameters).map { ($0, $1.name) }, gradientBuffer: gradientBuffer)
-            return Replica(plan: plan, inputs: try bind(g), loss: loss, rows: rows)
+            return Replica(plan: plan, inputs: try bind(g), loss: loss, rows: rows, masks: g.dropoutMasks)
         }
         if splitBatch ?? Trainer.splitsBatch(backend: backend, batch: batch,
                                                          largestParameter: store.entries.map(\.count).max() ?? 0) {
@@ -125,6 +129,7 @@ public final class Trainer {
             replicaGradients = second
             replicas = try [nil, second].map { buffer in
                 let g = Graph()
+                g.isTraining = true
                 return try replica(g, try lossGraph(g, batch / 2), rows: batch / 2, gradientBuffer: buffer)
             }
         } else {
@@ -232,6 +237,7 @@ public final class Trainer {
                     try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
                                            into: try replica.plan.view(of: tensor))
                 }
+                try fillDropoutMasks(replica, replicaIndex: r)
                 try replica.plan.run()
             }
             if let replicaGradients {
@@ -262,6 +268,23 @@ public final class Trainer {
             }
         }
     }
+
+    /// Draws the replica's dropout masks for this step: each mask element has its own position
+    /// in the Philox stream of the training seed, (step, replica, mask, element), so a resumed
+    /// run draws the masks the uninterrupted one would have.
+    func fillDropoutMasks(_ replica: Replica, replicaIndex: Int) throws {
+        guard !replica.masks.isEmpty else { return }
+        var offset = UInt64(state.step) &* dropoutDrawsPerStep &+ UInt64(replicaIndex) &* UInt64(replica.masks.reduce(0) { $0 + $1.tensor.count })
+        for (tensor, rate) in replica.masks {
+            try backend.fillBernoulli(try replica.plan.view(of: tensor), seed: configuration.seed ^ Trainer.dropoutStream,
+                                      offset: offset, probability: 1 - rate, value: 1 / (1 - rate))
+            offset &+= UInt64(tensor.count)
+        }
+    }
+    /// Mask elements drawn per step, over all replicas (they have the same masks).
+    var dropoutDrawsPerStep: UInt64 { UInt64(replicas.count * (replicas.first?.masks.reduce(0) { $0 + $1.tensor.count } ?? 0)) }
+    /// Keys the dropout draws apart from every other use of the training seed.
+    static let dropoutStream: UInt64 = 0x44_524F_504F_5554  // "DROPOUT"
 
     /// Adds the validation rows' losses, with the parameters in the store, to the accumulators:
     /// full batches into slot `first`, the remainder batch into slot `first + 1`.

@@ -64,9 +64,12 @@ public struct AffineCoupling: Bijector {
     public let activation: UnaryOp
     /// Soft-clamp bound B of s; 0 leaves s unclamped.
     public let bound: Float
+    /// Dropout after every hidden layer of the net, in training graphs.
+    public let dropout: Float
 
     public init(name: String, mask: [Float], contextFeatures: Int = 0, hidden: [Int] = [64, 64],
-                activation: UnaryOp = .relu, bound: Float = 3) {
+                activation: UnaryOp = .relu, bound: Float = 3, dropout: Float = 0) {
+        self.dropout = dropout
         self.name = name
         self.mask = mask
         self.contextFeatures = contextFeatures
@@ -79,7 +82,7 @@ public struct AffineCoupling: Bijector {
     /// The coupling net; its zero-initialized output layer makes a new coupling the identity.
     var net: MLP {
         MLP(name: name + ".net", widths: [features + contextFeatures] + hidden + [2 * features],
-            activation: activation, zeroInitializedOutput: true)
+            activation: activation, zeroInitializedOutput: true, dropout: dropout)
     }
 
     /// [raw s | t] from the pass-through features and the context (zero for the pass-through

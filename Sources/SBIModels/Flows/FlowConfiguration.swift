@@ -37,6 +37,10 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
     /// Start a conditional flow with a `ConditionalAffine` layer (location and scale linear in
     /// the context). nil, as in checkpoints written before the layer existed, means without.
     public var conditionalAffine: Bool? = true
+    /// Dropout rate after every hidden layer of the transforms' nets while training (nil: none).
+    /// A regularizer for when the validation loss turns up early; it costs capacity, so it can
+    /// hurt where the data would support a sharper fit.
+    public var dropout: Float? = nil
 
     public init(kind: Kind, features: Int, contextFeatures: Int = 0) {
         self.kind = kind
@@ -65,6 +69,9 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
         guard features > 0, contextFeatures >= 0, transforms > 0 else {
             throw SBIError.invalidArgument("a flow needs features > 0 and transforms > 0")
         }
+        guard (0..<1).contains(dropout ?? 0) else {
+            throw SBIError.invalidArgument("dropout must be in [0, 1), got \(dropout!)")
+        }
         guard embedding?.allSatisfy({ $0 > 0 }) ?? true else {
             throw SBIError.invalidArgument("embedding widths must be positive, got \(embedding!)")
         }
@@ -85,12 +92,13 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
             switch kind {
             case .realnvp:
                 bijectors.append(AffineCoupling(name: name, mask: layerMask, contextFeatures: conditioningFeatures,
-                                                hidden: hidden, activation: unaryActivation, bound: scaleBound))
+                                                hidden: hidden, activation: unaryActivation, bound: scaleBound,
+                                                dropout: dropout ?? 0))
             case .nsf:
                 bijectors.append(try makeSplineCoupling(name: name, mask: layerMask))
             case .maf:
                 bijectors.append(MaskedAutoregressive(name: name, features: features, contextFeatures: conditioningFeatures,
-                                                      hidden: hidden, activation: unaryActivation))
+                                                      hidden: hidden, activation: unaryActivation, dropout: dropout ?? 0))
             }
             if t < transforms - 1 && features > 1 {
                 switch permutation {

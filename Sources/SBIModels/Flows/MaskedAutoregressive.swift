@@ -11,6 +11,8 @@ struct MADE {
     let hidden: [Int]
     let outputsPerFeature: Int
     let activation: UnaryOp
+    /// Dropout after every hidden layer in training graphs.
+    var dropout: Float = 0
 
     /// Hidden degrees cycle through 1…D−1; with one feature there is nothing before it, so
     /// hidden units get degree 0 and see only the context.
@@ -46,6 +48,9 @@ struct MADE {
                                     initializer: last ? .zeros : .uniform(bound: bound))
             let masked = try graph.multiply(w, graph.constant(mask, rows: inDegrees.count, cols: width))
             h = try graph.linear(h, weight: masked, bias: b, activation: last ? .identity : activation)
+            if !last && dropout > 0 && graph.isTraining {
+                h = try graph.multiply(h, graph.dropoutMask(rows: h.rows, cols: h.cols, rate: dropout))
+            }
             inDegrees = outDegrees
         }
         return h
@@ -61,19 +66,21 @@ public struct MaskedAutoregressive: Bijector {
     public let contextFeatures: Int
     public let hidden: [Int]
     public let activation: UnaryOp
+    public let dropout: Float
 
     public init(name: String, features: Int, contextFeatures: Int = 0, hidden: [Int] = [64, 64],
-                activation: UnaryOp = .relu) {
+                activation: UnaryOp = .relu, dropout: Float = 0) {
         self.name = name
         self.features = features
         self.contextFeatures = contextFeatures
         self.hidden = hidden
         self.activation = activation
+        self.dropout = dropout
     }
 
     var made: MADE {
         MADE(name: name + ".made", features: features, contextFeatures: contextFeatures, hidden: hidden,
-             outputsPerFeature: 2, activation: activation)
+             outputsPerFeature: 2, activation: activation, dropout: dropout)
     }
 
     func scaleAndShift(_ y: Tensor, context: Tensor?, in graph: Graph) throws -> (scale: Tensor, shift: Tensor) {

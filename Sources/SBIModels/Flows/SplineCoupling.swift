@@ -84,9 +84,12 @@ public struct SplineCoupling: Bijector {
     public let bins: Int
     /// Tail bound B: the splines act on [−B, B].
     public let tailBound: Float
+    /// Dropout after every hidden layer of the net, in training graphs.
+    public let dropout: Float
 
     public init(name: String, mask: [Float], contextFeatures: Int = 0, hidden: [Int] = [64, 64],
-                activation: UnaryOp = .relu, bins: Int = 8, tailBound: Float = 3) {
+                activation: UnaryOp = .relu, bins: Int = 8, tailBound: Float = 3, dropout: Float = 0) {
+        self.dropout = dropout
         self.name = name
         self.mask = mask
         self.contextFeatures = contextFeatures
@@ -100,7 +103,7 @@ public struct SplineCoupling: Bijector {
     var parametersPerFeature: Int { RationalQuadraticSpline.parameterCount(bins: bins) }
     var net: MLP {
         MLP(name: name + ".net", widths: [features + contextFeatures] + hidden + [features * parametersPerFeature],
-            activation: activation, zeroInitializedOutput: true)
+            activation: activation, zeroInitializedOutput: true, dropout: dropout)
     }
 
     /// The offset added to the last layer's bias: log(exp(1 − min_d) − 1) in the derivative slots,
