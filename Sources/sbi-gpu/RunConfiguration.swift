@@ -28,6 +28,9 @@ struct RunConfiguration: Codable {
     var schedule: String?
     /// `--averaging` epochs; nil or 0: no averaging.
     var averaging: Double?
+    /// Flows: `--dropout` and whether the conditional affine layer was used.
+    var dropout: Float?
+    var conditionalAffine: Bool?
     var trainingSeconds: Double?
     var epochsRun: Int?
     var bestValidationLoss: Double?

@@ -144,6 +144,10 @@ struct Train: ParsableCommand {
         run.weightDecay = configuration.weightDecay
         run.schedule = training.schedule
         run.averaging = configuration.averagingEpochs ?? 0
+        if ["realnvp", "nsf", "maf"].contains(estimator) {
+            run.dropout = dropout
+            run.conditionalAffine = conditionalAffine
+        }
         run.trainingSeconds = trainingSeconds
         run.epochsRun = history.count
         run.bestValidationLoss = best

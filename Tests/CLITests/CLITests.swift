@@ -48,10 +48,12 @@ final class CLITests: XCTestCase {
         try run(["simulate", "--task", "two_moons", "--num", "600", "--seed", "3", "--out", path("sims")])
         XCTAssertTrue(FileManager.default.fileExists(atPath: path("sims/theta.npy")))
         // NPE from files, every estimator family once, CPU backend.
-        for estimator in ["realnvp", "maf", "nsf", "mdn", "gmm"] {
+        // The flows once with dropout and without the conditional affine layer.
+        for (estimator, options) in [("realnvp", ["--dropout", "0.2"]), ("maf", ["--no-conditional-affine"]), ("nsf", []),
+                                     ("mdn", []), ("gmm", [])] {
             try run(["train", "--device", "cpu", "--estimator", estimator, "--theta", path("sims/theta.npy"),
                      "--x", path("sims/x.npy"), "--epochs", "2", "--hidden", "16", "--transforms", "2",
-                     "--out", path("run-\(estimator)"), "--quiet"])
+                     "--out", path("run-\(estimator)"), "--quiet"] + options)
             for file in ["model.safetensors", "config.json", "history.csv"] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: path("run-\(estimator)/\(file)")), "\(estimator): \(file)")
             }
@@ -111,6 +113,10 @@ final class CLITests: XCTestCase {
                           "--prior", "uniform:1", "--out", path("bad"), "--quiet"], expectSuccess: false)
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("--prior"), result.stderr)
+        result = try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"),
+                          "--dropout", "1", "--out", path("bad"), "--quiet"], expectSuccess: false)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("--dropout"), result.stderr)
     }
 
     /// Rows holding NaN are refused with the row named.
