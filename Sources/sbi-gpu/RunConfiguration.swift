@@ -30,6 +30,8 @@ struct RunConfiguration: Codable {
     var averaging: Double?
     /// Flows: `--dropout` and whether the conditional affine layer was used.
     var dropout: Float?
+    /// How `--dropout auto` chose, when it trained twice.
+    var dropoutChoice: String?
     var conditionalAffine: Bool?
     var trainingSeconds: Double?
     var epochsRun: Int?

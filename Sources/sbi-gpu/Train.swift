@@ -13,7 +13,9 @@ struct Train: ParsableCommand {
             --data FILE.npz with members `theta` and `x`, or neither: then --task simulates \
             --num-simulations pairs from a built-in simulator (\(Simulators.names.joined(separator: ", "))).
             Writes RUN/model.safetensors (the estimator), RUN/checkpoint.safetensors (the last \
-            epoch, for --resume), RUN/config.json, RUN/history.csv and RUN/loss.svg.
+            epoch, for --resume), RUN/config.json, RUN/history.csv and RUN/loss.svg; with \
+            --dropout auto, a run that overfits is trained again with dropout \
+            (RUN/checkpoint-dropout.safetensors) and the better of the two is kept.
             """)
 
     @OptionGroup var device: DeviceOptions
@@ -35,8 +37,27 @@ struct Train: ParsableCommand {
     var embedding = "auto"
     @Flag(inversion: .prefixedNo, help: "Flows: start with an affine layer whose location and scale are linear in the conditioning data (the near-Gaussian part of most posteriors); the transforms model the rest.")
     var conditionalAffine = true
-    @Option(help: "Flows: dropout rate in the transforms' networks while training, in [0, 1). A regularizer for data that the default flow overfits (validation loss turning up after a few epochs).")
-    var dropout: Float = 0
+    @Option(help: "Flows: dropout rate in the transforms' networks while training, in [0, 1), or `auto`: train without; if that run overfits (early stopping found its best epoch within the first --patience epochs, so it spent as long getting worse as better), train again with dropout \(Train.automaticDropout) and keep the model with the better validation loss.")
+    var dropout = "auto"
+
+    /// The rate `--dropout auto` tries: sbi's flows offer dropout, nflows' nets take a rate;
+    /// 0.2 was the better of 0.1 and 0.2 on the one overfitting case screened (Benchmarks/README.md).
+    static let automaticDropout: Float = 0.2
+
+    /// The fixed rate, or nil for `auto`.
+    func dropoutRate() throws -> Float? {
+        if dropout == "auto" { return nil }
+        guard let rate = Float(dropout), rate >= 0, rate < 1 else {
+            throw ValidationError("--dropout \(dropout): expected `auto` or a rate in [0, 1)")
+        }
+        return rate
+    }
+
+    /// Whether a run that early stopping ended overfitted: its best epoch (patience epochs before
+    /// the last) came within the first `patience` epochs.
+    static func overfitted(_ history: [EpochRecord], _ configuration: TrainingConfiguration) -> Bool {
+        history.count < configuration.epochs && history.count <= 2 * configuration.patience
+    }
     @OptionGroup var training: TrainingOptions
 
     func validate() throws {
@@ -48,7 +69,7 @@ struct Train: ParsableCommand {
         guard data == nil || theta == nil else { throw ValidationError("give --data or --theta/--x, not both") }
         guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }
         _ = try hiddenWidths()
-        guard dropout >= 0 && dropout < 1 else { throw ValidationError("--dropout \(dropout): expected a rate in [0, 1)") }
+        _ = try dropoutRate()
         _ = try embeddingWidths(conditioningFeatures: 0)
     }
 
@@ -115,8 +136,9 @@ struct Train: ParsableCommand {
         var options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
                                        embedding: try embeddingWidths(conditioningFeatures: context), seed: training.seed)
         options.conditionalAffine = conditionalAffine
-        options.dropout = dropout
-        let model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
+        let fixedDropout = try dropoutRate()
+        options.dropout = fixedDropout ?? 0
+        var model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
         let directory = try makeDirectory(out)
         let configuration = try training.configuration(rows: thetaMatrix.rows)
         let progress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
@@ -126,8 +148,30 @@ struct Train: ParsableCommand {
         let checkpoint = directory.appendingPathComponent("checkpoint.safetensors")
         let trainingStarted = Date()
         let (y, c) = method == "npe" ? (thetaMatrix.values, xMatrix.values) : (xMatrix.values, thetaMatrix.values)
-        let history = try model.fit(y, context: c, configuration: configuration, checkpoint: checkpoint,
+        var history = try model.fit(y, context: c, configuration: configuration, checkpoint: checkpoint,
                                     resume: training.resume, progress: progress.update)
+        let isFlow = ["realnvp", "nsf", "maf"].contains(estimator)
+        var dropoutUsed = fixedDropout ?? 0
+        var dropoutChoice: String?
+        if isFlow && fixedDropout == nil && Train.overfitted(history, configuration) {
+            let withoutLoss = history.map(\.validationLoss).min() ?? .infinity
+            progress.finish(String(format: "the validation loss was best at epoch %d of %d: training again with dropout %.1f",
+                                   history.count - configuration.patience, history.count, Train.automaticDropout))
+            options.dropout = Train.automaticDropout
+            let second = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
+            let secondProgress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
+            let secondHistory = try second.fit(y, context: c, configuration: configuration,
+                                               checkpoint: directory.appendingPathComponent("checkpoint-dropout.safetensors"),
+                                               resume: training.resume, progress: secondProgress.update)
+            let withLoss = secondHistory.map(\.validationLoss).min() ?? .infinity
+            let kept = withLoss < withoutLoss
+            dropoutChoice = String(format: "auto: %@ (best validation loss %.4f with dropout %.1f, %.4f without)",
+                                   kept ? "dropout" : "none", withLoss, Train.automaticDropout, withoutLoss)
+            if kept {
+                (model, history, dropoutUsed) = (second, secondHistory, Train.automaticDropout)
+            }
+            secondProgress.finish("kept the model \(kept ? "with" : "without") dropout")
+        }
         let trainingSeconds = Date().timeIntervalSince(trainingStarted)
         try model.save(to: directory.appendingPathComponent("model.safetensors"))
 
@@ -144,8 +188,9 @@ struct Train: ParsableCommand {
         run.weightDecay = configuration.weightDecay
         run.schedule = training.schedule
         run.averaging = configuration.averagingEpochs ?? 0
-        if ["realnvp", "nsf", "maf"].contains(estimator) {
-            run.dropout = dropout
+        if isFlow {
+            run.dropout = dropoutUsed
+            run.dropoutChoice = dropoutChoice
             run.conditionalAffine = conditionalAffine
         }
         run.trainingSeconds = trainingSeconds

@@ -119,6 +119,30 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("--dropout"), result.stderr)
     }
 
+    /// `--dropout auto` trains again with dropout when the first run overfits, keeps the model
+    /// with the better validation loss and says so in config.json; a run that does not overfit
+    /// trains once, exactly as `--dropout 0` does.
+    func testAutomaticDropout() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        let common = ["train", "--device", "cpu", "--task", "gaussian_linear", "--num-simulations", "1000", "--quiet"]
+        // The default flow overfits 1,000 simulations of this 10-d task: best epoch about 11, stop at 31.
+        try run(common + ["--out", path("auto")])
+        let auto = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("auto/config.json")))) as? [String: Any]
+        let choice = try XCTUnwrap(auto?["dropoutChoice"] as? String)
+        XCTAssertTrue(choice.hasPrefix("auto: "), choice)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("auto/checkpoint-dropout.safetensors")))
+        let kept = try XCTUnwrap(auto?["dropout"] as? Double)
+        XCTAssertEqual(kept, choice.hasPrefix("auto: dropout") ? 0.2 : 0, accuracy: 1e-6)
+        // Without early stopping there is nothing to detect: one training, the same model as --dropout 0.
+        try run(common + ["--epochs", "3", "--hidden", "16", "--out", path("once")])
+        try run(common + ["--epochs", "3", "--hidden", "16", "--dropout", "0", "--out", path("zero")])
+        let once = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("once/config.json")))) as? [String: Any]
+        XCTAssertNil(once?["dropoutChoice"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("once/checkpoint-dropout.safetensors")))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("once/model.safetensors"))),
+                       try Data(contentsOf: URL(fileURLWithPath: path("zero/model.safetensors"))))
+    }
+
     /// Rows holding NaN are refused with the row named.
     func testNaNRowsAreRefused() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
