@@ -127,12 +127,14 @@ public final class Graph {
     /// before each step with keep-probability draws of 1/(1 − rate), from its seed and the step.
     public private(set) var dropoutMasks: [(tensor: Tensor, rate: Float)] = []
 
-    /// A rows×cols dropout mask (see `dropoutMasks`) to multiply activations by.
-    public func dropoutMask(rows: Int, cols: Int, rate: Float) -> Tensor {
-        precondition(rate > 0 && rate < 1, "dropout rate \(rate) is not in (0, 1)")
-        let tensor = input("dropout.\(dropoutMasks.count)", rows: rows, cols: cols)
-        dropoutMasks.append((tensor, rate))
-        return tensor
+    /// `h` times a fresh dropout mask (see `dropoutMasks`) in a training graph with a rate above
+    /// 0; `h` itself otherwise.
+    public func dropout(_ h: Tensor, rate: Float) throws -> Tensor {
+        precondition(rate >= 0 && rate < 1, "dropout rate \(rate) is not in [0, 1)")
+        guard isTraining && rate > 0 else { return h }
+        let mask = input("dropout.\(dropoutMasks.count)", rows: h.rows, cols: h.cols)
+        dropoutMasks.append((mask, rate))
+        return try multiply(h, mask)
     }
 
     public func constant(_ values: [Float], rows: Int, cols: Int) -> Tensor {

@@ -150,7 +150,7 @@ struct Train: ParsableCommand {
         let (y, c) = method == "npe" ? (thetaMatrix.values, xMatrix.values) : (xMatrix.values, thetaMatrix.values)
         var history = try model.fit(y, context: c, configuration: configuration, checkpoint: checkpoint,
                                     resume: training.resume, progress: progress.update)
-        let isFlow = ["realnvp", "nsf", "maf"].contains(estimator)
+        let isFlow = FlowConfiguration.Kind(rawValue: estimator) != nil
         var dropoutUsed = fixedDropout ?? 0
         var dropoutChoice: String?
         if isFlow && fixedDropout == nil && Train.overfitted(history, configuration) {

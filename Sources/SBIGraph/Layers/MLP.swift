@@ -58,9 +58,7 @@ public struct MLP: Sendable {
             if layer == 0, let inputRows { w = try graph.gatherRows(w, inputRows) }
             if last, let outputLayer { (w, b) = try outputLayer(w, b) }
             h = try graph.linear(h, weight: w, bias: b, activation: last ? .identity : activation)
-            if !last && dropout > 0 && graph.isTraining {
-                h = try graph.multiply(h, graph.dropoutMask(rows: h.rows, cols: h.cols, rate: dropout))
-            }
+            if !last { h = try graph.dropout(h, rate: dropout) }
         }
         return h
     }

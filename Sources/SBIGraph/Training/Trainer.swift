@@ -35,6 +35,8 @@ public final class Trainer {
         let rows: Int
         /// The dropout masks the step graph declared, with their rates.
         let masks: [(tensor: Tensor, rate: Float)]
+        /// Their elements: the Philox draws the replica takes each step.
+        var maskDraws: UInt64 { UInt64(masks.reduce(0) { $0 + $1.tensor.count }) }
     }
     /// One replica over the whole batch, or two over its halves (the second writing its
     /// gradients into `replicaGradients`).
@@ -274,15 +276,14 @@ public final class Trainer {
     /// run draws the masks the uninterrupted one would have.
     func fillDropoutMasks(_ replica: Replica, replicaIndex: Int) throws {
         guard !replica.masks.isEmpty else { return }
-        var offset = UInt64(state.step) &* dropoutDrawsPerStep &+ UInt64(replicaIndex) &* UInt64(replica.masks.reduce(0) { $0 + $1.tensor.count })
+        // The replicas have the same masks, so each step takes replicas.count · maskDraws draws.
+        var offset = (UInt64(state.step) &* UInt64(replicas.count) &+ UInt64(replicaIndex)) &* replica.maskDraws
         for (tensor, rate) in replica.masks {
             try backend.fillBernoulli(try replica.plan.view(of: tensor), seed: configuration.seed ^ Trainer.dropoutStream,
                                       offset: offset, probability: 1 - rate, value: 1 / (1 - rate))
             offset &+= UInt64(tensor.count)
         }
     }
-    /// Mask elements drawn per step, over all replicas (they have the same masks).
-    var dropoutDrawsPerStep: UInt64 { UInt64(replicas.count * (replicas.first?.masks.reduce(0) { $0 + $1.tensor.count } ?? 0)) }
     /// Keys the dropout draws apart from every other use of the training seed.
     static let dropoutStream: UInt64 = 0x44_524F_504F_5554  // "DROPOUT"
 

@@ -48,9 +48,7 @@ struct MADE {
                                     initializer: last ? .zeros : .uniform(bound: bound))
             let masked = try graph.multiply(w, graph.constant(mask, rows: inDegrees.count, cols: width))
             h = try graph.linear(h, weight: masked, bias: b, activation: last ? .identity : activation)
-            if !last && dropout > 0 && graph.isTraining {
-                h = try graph.multiply(h, graph.dropoutMask(rows: h.rows, cols: h.cols, rate: dropout))
-            }
+            if !last { h = try graph.dropout(h, rate: dropout) }
             inDegrees = outDegrees
         }
         return h
