@@ -31,7 +31,12 @@ public struct Epilogue {
     public static let none = Epilogue()
 }
 
-/// The operations every backend implements, with the same semantics and results within float
+/// The operations every backend implements: memory, transfers, GEMM and the core element-wise,
+/// reduction, layout and RNG operations. Ops with kernels of their own (coupling layers, splines,
+/// renderers) live in the modules that own their meaning and launch through `CPUBackend.pointer`
+/// and `OpenCLBackend.launch`; `run(_:cpu:openCL:)` picks the twin for a backend.
+///
+/// Every backend implements these with the same semantics and results within float
 /// tolerance. Matrices are row-major and dense. Operations are queued in order; `download` and
 /// `synchronize` are the only calls that wait for the device.
 public protocol Backend: AnyObject {
@@ -165,21 +170,32 @@ public extension Backend {
         return buffer
     }
     func download(_ source: BufferView) throws -> [Float] { try download(source, as: Float.self) }
+
+    /// Runs an op's CPU twin or its OpenCL launch, whichever kind of backend this is; any other
+    /// backend is refused with the op's name.
+    func run(_ op: @autoclosure () -> String, cpu: (CPUBackend) throws -> Void,
+             openCL: (OpenCLBackend) throws -> Void) throws {
+        if let host = self as? CPUBackend { return try cpu(host) }
+        if let device = self as? OpenCLBackend { return try openCL(device) }
+        throw SBIError.invalidArgument("\(op()) has no kernel for the \(kind) backend")
+    }
 }
 
-/// Shape checks shared by both backends, so both refuse the same bad calls with the same words.
-enum Check {
+/// Shape checks shared by both backends, so both refuse the same bad calls with the same words;
+/// public so that ops with kernels of their own (in the modules that own them) check their
+/// operands the same way.
+public enum Check {
     static func elementSize<T>(_ type: T.Type) throws {
         guard MemoryLayout<T>.stride == 4 else {
             throw SBIError.invalidArgument("buffers hold 4-byte elements; \(T.self) has \(MemoryLayout<T>.stride)")
         }
     }
-    static func count(_ view: BufferView, _ expected: Int, _ what: String) throws {
+    public static func count(_ view: BufferView, _ expected: Int, _ what: String) throws {
         guard view.count == expected else {
             throw SBIError.sizeMismatch("\(what) has \(view.count) elements, needs \(expected)")
         }
     }
-    static func same(_ a: BufferView, _ b: BufferView, _ what: String) throws {
+    public static func same(_ a: BufferView, _ b: BufferView, _ what: String) throws {
         guard a.count == b.count else {
             throw SBIError.sizeMismatch("\(what): \(a.count) vs \(b.count) elements")
         }

@@ -377,7 +377,7 @@ final class SimulatorTests: XCTestCase {
         let tb = try opencl.makeBuffer(taps)
         let ib = try opencl.makeBuffer(count: 1024 * (rows.count + 1))
         try opencl.fill(ib.view, value: -1)
-        try opencl.renderSersicGalaxies(parameters: pb.view(offset: 8, count: p.count), psf: tb.view,
+        try SersicRenderer.render(on: opencl, parameters: pb.view(offset: 8, count: p.count), psf: tb.view,
                                         images: ib.view(offset: 1024, count: 1024 * rows.count), rows: rows.count,
                                         settings: simulator.renderSettings)
         let shifted = try opencl.download(ib.view)

@@ -42,31 +42,31 @@ final class SplineTests: XCTestCase {
     }
 
     /// The CPU backend and, where there is one, the first OpenCL device.
-    func splineBackends() -> [SplineKernels] {
-        var list: [SplineKernels] = [CPUBackend()]
+    func splineBackends() -> [Backend] {
+        var list: [Backend] = [CPUBackend()]
         if let gpu = try? openCL() { list.append(gpu) }
         return list
     }
 
     /// The op run on a backend directly (no graph): y and the per-row log-det.
-    func spline(_ backend: SplineKernels, inverse: Bool, x: [Float], parameters: [Float], mask: [Float],
+    func spline(_ backend: Backend, inverse: Bool, x: [Float], parameters: [Float], mask: [Float],
                 bins: Int = SplineTests.bins, bound: Float = SplineTests.bound) throws -> (y: [Float], logdet: [Float]) {
         let d = mask.count, rows = x.count / d
         let bx = try backend.makeBuffer(x), bp = try backend.makeBuffer(parameters), bm = try backend.makeBuffer(mask)
         let by = try backend.makeBuffer(count: x.count), bl = try backend.makeBuffer(count: rows)
-        try backend.rationalQuadraticSpline(inverse: inverse, x: bx.view, parameters: bp.view, mask: bm.view,
+        try RationalQuadraticSpline.forward(on: backend, inverse: inverse, x: bx.view, parameters: bp.view, mask: bm.view,
                                             y: by.view, logDeterminant: bl.view, rows: rows, features: d,
                                             bins: bins, bound: bound)
         return (try backend.download(by.view), try backend.download(bl.view))
     }
 
-    func splineBackward(_ backend: SplineKernels, x: [Float], parameters: [Float], mask: [Float], gy: [Float],
+    func splineBackward(_ backend: Backend, x: [Float], parameters: [Float], mask: [Float], gy: [Float],
                         gl: [Float]) throws -> (gx: [Float], gp: [Float]) {
         let d = mask.count, rows = x.count / d
         let bx = try backend.makeBuffer(x), bp = try backend.makeBuffer(parameters), bm = try backend.makeBuffer(mask)
         let bgy = try backend.makeBuffer(gy), bgl = try backend.makeBuffer(gl)
         let bgx = try backend.makeBuffer(count: x.count), bgp = try backend.makeBuffer(count: parameters.count)
-        try backend.rationalQuadraticSplineBackward(x: bx.view, parameters: bp.view, mask: bm.view, gradientY: bgy.view,
+        try RationalQuadraticSpline.backward(on: backend, x: bx.view, parameters: bp.view, mask: bm.view, gradientY: bgy.view,
                                                     gradientLogDeterminant: bgl.view, gradientX: bgx.view,
                                                     gradientParameters: bgp.view, rows: rows, features: d,
                                                     bins: Self.bins, bound: Self.bound)
@@ -143,7 +143,7 @@ final class SplineTests: XCTestCase {
     /// Raw values in ±1.5 (bins from 1/3 to 3× the mean, slopes above ~e⁻⁴): there the inverse's
     /// error, y's rounding over the slope, stays well under 1e-4. Steeper splines are round-tripped
     /// with a slope-scaled tolerance in testMonotone and testExtremeParametersAndBinCounts.
-    func roundTrip(on backend: SplineKernels) throws {
+    func roundTrip(on backend: Backend) throws {
         let rows = 200, d = Self.mask.count
         let x = Self.inputs(rows * d, seed: 1)
         let params = Self.parameters(rows: rows, features: d, seed: 2, spread: 1.5)
@@ -184,7 +184,7 @@ final class SplineTests: XCTestCase {
     /// with raw values in ±2.5 a bin can be as narrow as 6·(1e-3 + 0.992·e⁻⁵/7) ≈ 1.2e-2, so θ and
     /// the slope s = H/W carry relative errors up to ~1e-4, and the log-det (∂/∂log s ≈ 2, plus the
     /// θ term) up to ~3e-4 per element; y to ~1e-6.
-    func logDeterminant(on backend: SplineKernels) throws {
+    func logDeterminant(on backend: Backend) throws {
         let rows = 64, d = Self.mask.count, p = Self.perFeature
         let x = Self.inputs(rows * d, seed: 3)
         let params = Self.parameters(rows: rows, features: d, seed: 4)

@@ -46,7 +46,9 @@ public final class CPUBackend: Backend {
         return Buffer(count: count, storage: .host(pointer), owner: ObjectIdentifier(self))
     }
 
-    func pointer(_ view: BufferView, _ what: @autoclosure () -> String = "operand") throws
+    /// The host memory of a view of this backend's buffers, for CPU twins of kernels that live
+    /// outside this module; refuses another backend's buffer.
+    public func pointer(_ view: BufferView, _ what: @autoclosure () -> String = "operand") throws
         -> UnsafeMutablePointer<Float> {
         guard view.buffer.owner == ObjectIdentifier(self), case let .host(base) = view.buffer.storage else {
             throw SBIError.foreignBuffer("\(what()) was not made by this CPU backend")

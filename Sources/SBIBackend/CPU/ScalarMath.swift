@@ -77,9 +77,10 @@ extension BinaryOp {
 }
 
 /// Splitting CPU loops across cores. Every element (or row, or column) is computed by the same
-/// code whichever chunk it falls in, so results are identical to a single-threaded run.
-enum CPUParallel {
-    static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+/// code whichever chunk it falls in, so results are identical to a single-threaded run. Public
+/// for the CPU twins of kernels that live outside this module.
+public enum CPUParallel {
+    public static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Below this many elements of work a loop runs on the calling thread: dispatching costs a
     /// few microseconds, about what one core needs for 64k simple element operations.
     static let threshold = 1 << 16
@@ -87,7 +88,7 @@ enum CPUParallel {
     /// Calls `body` on contiguous ranges covering 0..<count, in parallel when `work` (the
     /// element operations the whole loop does; `count` by default) reaches the threshold.
     @inline(__always)
-    static func forEachChunk(_ count: Int, work: Int? = nil, _ body: (Range<Int>) -> Void) {
+    public static func forEachChunk(_ count: Int, work: Int? = nil, _ body: (Range<Int>) -> Void) {
         let work = work ?? count
         let chunks = work < threshold ? 1 : Swift.min(cores, count, work / (threshold / 2))
         if chunks <= 1 {

@@ -1,15 +1,6 @@
 import COpenCL
 import Foundation
 
-/// One argument of a kernel launch. A view expands to two kernel parameters: the buffer and the
-/// element offset into it.
-enum KernelArgument {
-    case view(BufferView)
-    case int(Int)
-    case float(Float)
-    case ulong(UInt64)
-}
-
 /// GEMM tile parameters, passed to Kernels/gemm.cl as -D defines (its header explains each).
 /// `defaults(for:)` picks them from a small table keyed by device type.
 public struct GEMMParameters: Hashable, Sendable, CustomStringConvertible {
@@ -147,6 +138,12 @@ public final class OpenCLBackend: Backend {
         return Buffer(count: count, storage: .device(mem), owner: ObjectIdentifier(self))
     }
 
+    /// Refuses a view of another backend's buffer (for ops outside this module that return
+    /// before launching anything, so that they refuse the same calls as on the CPU).
+    public func checkOwned(_ view: BufferView, _ what: @autoclosure () -> String = "operand") throws {
+        _ = try mem(view, what())
+    }
+
     func mem(_ view: BufferView, _ what: @autoclosure () -> String = "operand") throws -> cl_mem {
         guard view.buffer.owner == ObjectIdentifier(self), case let .device(mem) = view.buffer.storage else {
             throw SBIError.foreignBuffer("\(what()) was not made by this OpenCL backend")
@@ -199,10 +196,21 @@ public final class OpenCLBackend: Backend {
 
     // MARK: launching
 
-    /// Sets the arguments and enqueues a 1-D (or, with `global1`, 2-D) launch. Sizes are padded up
-    /// to whole work-groups; kernels guard their loads and stores.
+    /// A launch of one of this module's programs (`Kernels/SBIBackend/<program>.cl`).
     func launch(_ program: String, _ name: String, options: String = "", global: Int, global1: Int = 1,
                 local: Int? = nil, local1: Int = 1, _ arguments: [KernelArgument]) throws {
+        try launch(backendPrograms[program] ?? .backend(program), name, options: options, global: global,
+                   global1: global1, local: local, local1: local1, arguments)
+    }
+    private let backendPrograms = Dictionary(uniqueKeysWithValues: ["elementwise", "gemm", "random", "training"]
+        .map { ($0, KernelProgram.backend($0)) })
+
+    /// Sets the arguments and enqueues a 1-D (or, with `global1`, 2-D) launch of kernel `name` of
+    /// `program`, built with `options` (-D defines). Sizes are padded up to whole work-groups
+    /// (`local` defaults to 256 or the device's maximum); kernels guard their loads and stores.
+    /// Views must be this backend's buffers, and offsets and ints must fit the kernels' 32-bit indices.
+    public func launch(_ program: KernelProgram, _ name: String, options: String = "", global: Int,
+                       global1: Int = 1, local: Int? = nil, local1: Int = 1, _ arguments: [KernelArgument]) throws {
         // Operands are checked even when there is nothing to do, so that an empty view of another
         // backend's buffer is refused here as on the CPU backend.
         for argument in arguments {
@@ -315,8 +323,8 @@ public final class OpenCLBackend: Backend {
                     .int(rows), .int(cols)])
     }
 
-    /// Work-group size of the row reductions: a power of two the device accepts.
-    var reductionGroup: Int {
+    /// Work-group size of the row reductions: a power of two the device accepts (at most 256).
+    public var reductionGroup: Int {
         var size = 256
         while size > device.maxWorkGroupSize { size /= 2 }
         return size

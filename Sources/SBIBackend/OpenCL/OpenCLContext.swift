@@ -34,17 +34,17 @@ final class OpenCLContext {
         clReleaseContext(context)
     }
 
-    /// The kernel `name` of the embedded program `program` built with `options`.
-    func kernel(_ program: String, _ name: String, options: String = "") throws -> cl_kernel {
-        let key = program + "\u{1}" + options + "\u{1}" + name
+    /// The kernel `name` of `program` built with `options`.
+    func kernel(_ program: KernelProgram, _ name: String, options: String = "") throws -> cl_kernel {
+        let key = program.name + "\u{1}" + options + "\u{1}" + name
         if let kernel = kernels[key] { return kernel }
-        guard let source = EmbeddedKernels.sources[program], let common = EmbeddedKernels.sources["common"] else {
-            throw SBIError.invalidArgument("no embedded kernel file Kernels/\(program).cl")
+        guard let source = program.source else {
+            throw SBIError.invalidArgument("no embedded kernel file Kernels/\(program.name).cl")
         }
-        let built = try self.program(name: program, source: common + "\n" + source, options: options)
+        let built = try self.program(name: program.name, source: KernelProgram.common + "\n" + source, options: options)
         var status: cl_int = 0
         guard let kernel = clCreateKernel(built, name, &status), status == CL_SUCCESS else {
-            throw SBIError.openCL(call: "clCreateKernel(\(name) in \(program).cl)", code: status)
+            throw SBIError.openCL(call: "clCreateKernel(\(name) in \(program.name).cl)", code: status)
         }
         kernels[key] = kernel
         return kernel

@@ -9,8 +9,8 @@ import SBIBackend
 /// The profile (see `SersicProfile`) is normalized analytically so that its total flux over
 /// the plane is 10^logflux; |e| = (1 − q)/(1 + q) for axis ratio q, position angle ½·atan2(e₂, e₁)
 /// (e₁ > 0: elongated along x, the column index; e₂ > 0: along x = y). The image is rendered by
-/// `SimulatorKernels.renderSersicGalaxies` on the given backend (the CPU backend when it is nil
-/// or lacks the kernels): cell fluxes by an adaptive midpoint rule plus the exact flux of the
+/// `SersicRenderer.render` on the given backend (the CPU backend when it is nil
+/// or of another kind): cell fluxes by an adaptive midpoint rule plus the exact flux of the
 /// central cusp, then a direct sum over cells weighted by the pixel-integrated Moffat PSF
 /// (FWHM 2.5 px, β = 3.5, truncated at 7 px and renormalized). See `SersicRenderSettings` for
 /// why this is exact up to sub-percent quadrature terms.
@@ -90,19 +90,19 @@ public struct GalaxySimulator: Simulator {
         return try device.download(images.view)
     }
 
-    private func renderingBackend(_ backend: Backend?) throws -> any SimulatorKernels {
-        if let kernels = backend as? any SimulatorKernels { return kernels }
+    private func renderingBackend(_ backend: Backend?) throws -> Backend {
+        if let backend, backend is CPUBackend || backend is OpenCLBackend { return backend }
         return CPUBackend()
     }
 
-    private func renderOnDevice(theta: [Float], rows: Int, backend: any SimulatorKernels) throws -> Buffer {
+    private func renderOnDevice(theta: [Float], rows: Int, backend: Backend) throws -> Buffer {
         let parameters = try kernelParameters(theta: theta, rows: rows)
         let taps = try psfTaps()
         let p = try backend.makeBuffer(parameters)
         let t = try backend.makeBuffer(taps)
         let images = try backend.makeBuffer(count: rows * settings.width * settings.height)
-        try backend.renderSersicGalaxies(parameters: p.view, psf: t.view, images: images.view, rows: rows,
-                                         settings: renderSettings)
+        try SersicRenderer.render(on: backend, parameters: p.view, psf: t.view, images: images.view, rows: rows,
+                                  settings: renderSettings)
         return images
     }
 }

@@ -1,58 +1,6 @@
 import SBIBackend
 import SBIGraph
 
-/// The fused affine coupling kernel as a graph primitive: inputs x (rows×D), st (rows×2D),
-/// mask (1×D); outputs y (rows×D) and log-det (rows×1). Its backward is one more fused kernel.
-public struct AffineCouplingOp: Primitive {
-    public let inverse: Bool
-    public let bound: Float
-    public var description: String { inverse ? "affineCoupling⁻¹" : "affineCoupling" }
-
-    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        let x = inputs[0], st = inputs[1], mask = inputs[2]
-        guard st.rows == x.rows, st.cols == 2 * x.cols, mask.count == x.cols else {
-            throw SBIError.sizeMismatch("\(description): x \(x), [s|t] \(st), mask \(mask)")
-        }
-        return [(x.rows, x.cols), (x.rows, 1)]
-    }
-
-    public func supports(_ backend: Backend) -> Bool { backend is FlowKernels }
-
-    public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
-        try (backend as! FlowKernels).affineCoupling(
-            inverse: inverse, x: inputs[0].view, st: inputs[1].view, mask: inputs[2].view, y: outputs[0].view,
-            logDeterminant: outputs[1].view, rows: inputs[0].rows, features: inputs[0].cols, bound: bound)
-    }
-
-    public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
-        guard !inverse else { throw SBIError.invalidArgument("the inverse coupling is not differentiable") }
-        let x = inputs[0]
-        let gy = try cotangents[0] ?? graph.zeros(rows: x.rows, cols: x.cols)
-        let gl = try cotangents[1] ?? graph.zeros(rows: x.rows, cols: 1)
-        let grads = try graph.apply(AffineCouplingBackwardOp(bound: bound), [x, inputs[1], inputs[2], gy, gl])
-        return [grads[0], grads[1], nil]
-    }
-}
-
-/// Gradients of `AffineCouplingOp` w.r.t. x and st, from those of y and the log-det.
-public struct AffineCouplingBackwardOp: Primitive {
-    public let bound: Float
-    public var description: String { "∂affineCoupling" }
-    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        [(inputs[0].rows, inputs[0].cols), (inputs[1].rows, inputs[1].cols)]
-    }
-    public func supports(_ backend: Backend) -> Bool { backend is FlowKernels }
-    public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
-        try (backend as! FlowKernels).affineCouplingBackward(
-            x: inputs[0].view, st: inputs[1].view, mask: inputs[2].view, gradientY: inputs[3].view,
-            gradientLogDeterminant: inputs[4].view, gradientX: outputs[0].view, gradientST: outputs[1].view,
-            rows: inputs[0].rows, features: inputs[0].cols, bound: bound)
-    }
-    public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
-        throw SBIError.invalidArgument("second derivatives are not supported (\(description))")
-    }
-}
-
 /// RealNVP's affine coupling layer: the masked features (mask 1) pass through and, with the
 /// context, feed an MLP whose output [raw s | t] scales and shifts the others:
 /// y = m⊙x + (1−m)⊙(x⊙exp(s) + t), s = B·tanh(raw/B), log|det| = Σ(1−m)⊙s.

@@ -1,4 +1,5 @@
 import CBLAS
+import SBIBackend
 import Foundation
 
 /// One GEMM product to time: C[m×n] = op(A)[m×k]·op(B)[k×n].

@@ -10,7 +10,7 @@
 //   y = y_k + H·(sθ² + d_k T) / Dn,  Dn = s + (d_k + d_{k+1} − 2s)·T
 //   log dy/dx = log(s²·M) − 2·log Dn,  M = d_{k+1}θ² + 2sT + d_k(1−θ)²
 // The inverse solves aθ² + bθ + c = 0 with the stable root θ = 2c / (−b − √(b² − 4ac)).
-// Twin: CPU/CPUBackend+Spline.swift.
+// Twin: SplineKnots in Sources/SBIModels/Ops/RQSplineOp.swift.
 
 #ifndef WG
 #define WG 128
@@ -18,9 +18,11 @@
 #ifndef BINS
 #define BINS 8
 #endif
-#define MIN_W 1e-3f
-#define MIN_H 1e-3f
-#define MIN_D 1e-3f
+// The minimum bin width, height and derivative come from Swift (RationalQuadraticSpline's
+// constants), so that they are written once.
+#if !defined(MIN_W) || !defined(MIN_H) || !defined(MIN_D)
+#error "build with -DMIN_W, -DMIN_H and -DMIN_D (RationalQuadraticSpline.defines)"
+#endif
 #define NPAR (3 * BINS - 1)
 
 inline float spline_softplus(float x) { return fmax(x, 0.0f) + log1p(exp(-fabs(x))); }

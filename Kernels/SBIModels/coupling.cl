@@ -3,7 +3,7 @@
 //   forward  y = m⊙x + (1−m)⊙(x⊙exp(s) + t),   logdet[r] = Σ_j (1−m_j)·s_j
 //   inverse  x = m⊙y + (1−m)⊙((y − t)⊙exp(−s)), logdet[r] = −Σ_j (1−m_j)·s_j
 // One work-group per row: items stride over the features and reduce the log-det in local
-// memory, so y and the log-det cost one pass over x. Twin: CPUBackend+Flows.swift.
+// memory, so y and the log-det cost one pass over x. Twin: AffineCouplingKernel in Sources/SBIModels/Ops/AffineCouplingOp.swift.
 
 #ifndef WG
 #define WG 256
