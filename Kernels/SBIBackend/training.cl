@@ -46,7 +46,8 @@ __kernel void gather_rows(__global const float* src, int so, int srcRows, int co
     int c = get_global_id(0), r = get_global_id(1);
     if (c < cols && r < count) {
         int k = index[io + r];
-        dst[dstOff + r * cols + c] = (k >= 0 && k < srcRows) ? src[so + k * cols + c] : (k == -1 ? 0.0f : NAN);
+        // 64-bit: the source is a whole data set, whose rows × cols can pass 2³¹ (10⁶ images of 64×64).
+        dst[dstOff + r * cols + c] = (k >= 0 && k < srcRows) ? src[so + (long)k * cols + c] : (k == -1 ? 0.0f : NAN);
     }
 }
 

@@ -1,13 +1,26 @@
 import SBIBackend
 
-/// A 2-D tensor of the graph: `rows` is the batch axis, `cols` the feature axis. Scalars are 1×1.
-/// Shapes are static; a plan for another batch size comes from building the graph again.
+/// A tensor of the graph: dense, row-major, with `shape` its axes outermost first (a batch of
+/// images is [N, H, W, C], channels last). Every kernel also sees it as a matrix: `cols` is the
+/// last axis, `rows` the product of the others, so a batch of feature vectors is [N, D] and an
+/// image batch is an (N·H·W)×C matrix whose per-channel operations are row broadcasts and GEMMs.
+/// Scalars are 1×1. Shapes are static; a plan for another batch size comes from building the
+/// graph again.
 public struct Tensor: Hashable, CustomStringConvertible, Sendable {
     public let id: Int
+    public let shape: [Int]
     public let rows: Int
     public let cols: Int
     public var count: Int { rows * cols }
-    public var description: String { "%\(id)[\(rows)×\(cols)]" }
+    public var description: String { "%\(id)[\(shape.map(String.init).joined(separator: "×"))]" }
+
+    init(id: Int, shape: [Int]) {
+        precondition(!shape.isEmpty && shape.allSatisfy { $0 >= 0 }, "tensor shape \(shape)")
+        self.id = id
+        self.shape = shape
+        cols = shape[shape.count - 1]
+        rows = shape.dropLast().reduce(1, *)
+    }
 }
 
 /// How parameters are initialized, from the seeded Philox stream (identical on every backend).
@@ -46,6 +59,11 @@ public enum ConstantValues: Equatable {
 public protocol Primitive: CustomStringConvertible {
     /// Output shapes (rows, cols) for these inputs; throws on mismatched shapes.
     func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)]
+    /// The outputs' full shapes. By default those of `outputShapes`, where an output with the
+    /// first input's rows keeps that input's leading axes (element-wise ops keep an image an
+    /// image; a product or slice along the last axis changes only the channels); ops that make
+    /// other axes (convolutions, squeezes, reshapes) say so here.
+    func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]]
     /// Computes the outputs into their views. Outputs never alias inputs or each other.
     func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws
     /// Cotangents of the inputs given those of the outputs (nil: zero), built as new graph nodes.
@@ -58,17 +76,34 @@ public protocol Primitive: CustomStringConvertible {
 
 public extension Primitive {
     func supports(_ backend: Backend) -> Bool { true }
+    func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
+        try outputShapes(inputs).map { shape in
+            guard let first = inputs.first, first.rows == shape.rows, first.shape.count > 2 else {
+                return [shape.rows, shape.cols]
+            }
+            return first.shape.dropLast() + [shape.cols]
+        }
+    }
 }
+
+/// A primitive whose single output is its single input's storage under another shape (a
+/// reshape): plans alias the output to the input instead of launching anything or copying.
+public protocol ViewPrimitive: Primitive {}
 
 /// A tensor's storage during evaluation: a view and the shape it holds.
 public struct Operand {
     public let view: BufferView
+    public let shape: [Int]
     public let rows: Int
     public let cols: Int
-    public init(view: BufferView, rows: Int, cols: Int) {
+    public init(view: BufferView, shape: [Int]) {
         self.view = view
-        self.rows = rows
-        self.cols = cols
+        self.shape = shape
+        cols = shape.last ?? 1
+        rows = shape.dropLast().reduce(1, *)
+    }
+    public init(view: BufferView, rows: Int, cols: Int) {
+        self.init(view: view, shape: [rows, cols])
     }
 }
 
@@ -91,8 +126,8 @@ public final class Graph {
 
     public init() {}
 
-    func newTensor(rows: Int, cols: Int, role: TensorRole, producer node: Int?) -> Tensor {
-        let tensor = Tensor(id: roles.count, rows: rows, cols: cols)
+    func newTensor(shape: [Int], role: TensorRole, producer node: Int?) -> Tensor {
+        let tensor = Tensor(id: roles.count, shape: shape)
         tensors.append(tensor)
         roles.append(role)
         producer.append(node)
@@ -102,18 +137,28 @@ public final class Graph {
     public func role(of tensor: Tensor) -> TensorRole { roles[tensor.id] }
 
     public func input(_ name: String, rows: Int, cols: Int) -> Tensor {
-        newTensor(rows: rows, cols: cols, role: .input(name), producer: nil)
+        input(name, shape: [rows, cols])
+    }
+
+    /// An input of any shape (a batch of images: [N, H, W, C]).
+    public func input(_ name: String, shape: [Int]) -> Tensor {
+        newTensor(shape: shape, role: .input(name), producer: nil)
     }
 
     /// A trainable parameter. Declaring a name again returns the same tensor, so that a layer
     /// used twice in one graph (forward and inverse, say) shares its weights.
     public func parameter(_ name: String, rows: Int, cols: Int, initializer: Initializer) -> Tensor {
+        parameter(name, shape: [rows, cols], initializer: initializer)
+    }
+
+    /// A trainable parameter of any shape (a convolution's kh×kw×cin×cout weights); checkpoints
+    /// store the shape as declared.
+    public func parameter(_ name: String, shape: [Int], initializer: Initializer) -> Tensor {
         if let id = parameterIDs[name] {
-            precondition(tensors[id].rows == rows && tensors[id].cols == cols,
-                         "parameter \(name) declared as \(tensors[id]) and as \(rows)×\(cols)")
+            precondition(tensors[id].shape == shape, "parameter \(name) declared as \(tensors[id]) and as \(shape)")
             return tensors[id]
         }
-        let tensor = newTensor(rows: rows, cols: cols, role: .parameter(name, initializer), producer: nil)
+        let tensor = newTensor(shape: shape, role: .parameter(name, initializer), producer: nil)
         parameterIDs[name] = tensor.id
         return tensor
     }
@@ -132,18 +177,22 @@ public final class Graph {
     public func dropout(_ h: Tensor, rate: Float) throws -> Tensor {
         precondition(rate >= 0 && rate < 1, "dropout rate \(rate) is not in [0, 1)")
         guard isTraining && rate > 0 else { return h }
-        let mask = input("dropout.\(dropoutMasks.count)", rows: h.rows, cols: h.cols)
+        let mask = input("dropout.\(dropoutMasks.count)", shape: h.shape)
         dropoutMasks.append((mask, rate))
         return try multiply(h, mask)
     }
 
     public func constant(_ values: [Float], rows: Int, cols: Int) -> Tensor {
-        precondition(values.count == rows * cols, "constant of \(values.count) values for \(rows)×\(cols)")
-        return newTensor(rows: rows, cols: cols, role: .constant(.floats(values)), producer: nil)
+        constant(values, shape: [rows, cols])
+    }
+
+    public func constant(_ values: [Float], shape: [Int]) -> Tensor {
+        precondition(values.count == shape.reduce(1, *), "constant of \(values.count) values for \(shape)")
+        return newTensor(shape: shape, role: .constant(.floats(values)), producer: nil)
     }
 
     public func indices(_ values: [Int32]) -> Tensor {
-        newTensor(rows: 1, cols: values.count, role: .constant(.indices(values)), producer: nil)
+        newTensor(shape: [1, values.count], role: .constant(.indices(values)), producer: nil)
     }
 
     /// The parameters in declaration order.
@@ -164,9 +213,9 @@ public final class Graph {
     /// Appends a node; returns its outputs.
     @discardableResult
     public func apply(_ primitive: Primitive, _ inputs: [Tensor]) throws -> [Tensor] {
-        let shapes = try primitive.outputShapes(inputs)
+        let shapes = try primitive.outputTensorShapes(inputs)
         let index = nodes.count
-        let outputs = shapes.map { newTensor(rows: $0.rows, cols: $0.cols, role: .computed, producer: index) }
+        let outputs = shapes.map { newTensor(shape: $0, role: .computed, producer: index) }
         nodes.append(Node(primitive: primitive, inputs: inputs, outputs: outputs))
         return outputs
     }

@@ -145,21 +145,29 @@ public struct Fill: Primitive {
     public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] { [] }
 }
 
-/// The same elements under another rows×cols shape (a copy, since plans never alias tensors).
-public struct Reshape: Primitive {
-    public let rows: Int
-    public let cols: Int
-    public var description: String { "reshape→\(rows)×\(cols)" }
+/// The same elements under another shape: a view, which plans alias to its input's storage
+/// (nothing is launched or copied).
+public struct Reshape: ViewPrimitive {
+    public let shape: [Int]
+    public init(shape: [Int]) { self.shape = shape }
+    public var description: String { "reshape→\(shape.map(String.init).joined(separator: "×"))" }
     public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        guard inputs[0].count == rows * cols else { throw SBIError.sizeMismatch("\(description) of \(inputs[0])") }
-        return [(rows, cols)]
+        guard !shape.isEmpty, shape.allSatisfy({ $0 >= 0 }), inputs[0].count == shape.reduce(1, *) else {
+            throw SBIError.sizeMismatch("\(description) of \(inputs[0])")
+        }
+        return [(shape.dropLast().reduce(1, *), shape[shape.count - 1])]
     }
+    public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
+        _ = try outputShapes(inputs)
+        return [shape]
+    }
+    /// A copy, for callers that evaluate without a plan (plans alias instead).
     public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
         try backend.copy(inputs[0].view, to: outputs[0].view)
     }
     public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
         guard let g = cotangents[0] else { return [nil] }
-        return [try graph.reshape(g, rows: inputs[0].rows, cols: inputs[0].cols)]
+        return [try graph.reshape(g, inputs[0].shape)]
     }
 }
 
@@ -205,6 +213,10 @@ public extension Graph {
         try apply1(BroadcastTo(rows: rows, cols: cols, mode: mode), b)
     }
     func reshape(_ x: Tensor, rows: Int, cols: Int) throws -> Tensor {
-        try apply1(Reshape(rows: rows, cols: cols), x)
+        try reshape(x, [rows, cols])
+    }
+    /// x's elements under `shape` (a view: no copy in a plan).
+    func reshape(_ x: Tensor, _ shape: [Int]) throws -> Tensor {
+        try apply1(Reshape(shape: shape), x)
     }
 }

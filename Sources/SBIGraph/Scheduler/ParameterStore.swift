@@ -6,11 +6,14 @@ import SBIBackend
 public final class ParameterStore {
     public struct Entry: Sendable {
         public let name: String
-        public let rows: Int
-        public let cols: Int
+        /// The shape as declared in the graph (what checkpoints store).
+        public let shape: [Int]
         public let offset: Int
         public let initializer: Initializer
-        public var count: Int { rows * cols }
+        public var count: Int { shape.reduce(1, *) }
+        /// The matrix the kernels see: the last axis, and the product of the others.
+        public var rows: Int { shape.dropLast().reduce(1, *) }
+        public var cols: Int { shape.last ?? 1 }
     }
 
     public let backend: Backend
@@ -21,17 +24,18 @@ public final class ParameterStore {
 
     /// Lays out the parameters of `graph` and initializes them from the Philox stream `seed`.
     public convenience init(graph: Graph, backend: Backend, seed: UInt64) throws {
-        try self.init(parameters: graph.parameters.map { ($0.name, $0.tensor.rows, $0.tensor.cols, $0.initializer) },
+        try self.init(parameters: graph.parameters.map { ($0.name, $0.tensor.shape, $0.initializer) },
                       backend: backend, seed: seed)
     }
 
-    public init(parameters: [(name: String, rows: Int, cols: Int, initializer: Initializer)], backend: Backend,
+    public init(parameters: [(name: String, shape: [Int], initializer: Initializer)], backend: Backend,
                 seed: UInt64) throws {
         self.backend = backend
         var entries: [Entry] = [], offset = 0
         for p in parameters {
-            entries.append(Entry(name: p.name, rows: p.rows, cols: p.cols, offset: offset, initializer: p.initializer))
-            offset = alignUp(offset + p.rows * p.cols)
+            let entry = Entry(name: p.name, shape: p.shape, offset: offset, initializer: p.initializer)
+            entries.append(entry)
+            offset = alignUp(offset + entry.count)
         }
         self.entries = entries
         byName = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
@@ -101,7 +105,7 @@ public final class ParameterStore {
     public func write(_ name: String, _ data: [Float], to buffer: Buffer? = nil) throws {
         let e = try entry(name)
         guard data.count == e.count else {
-            throw SBIError.sizeMismatch("parameter \(name) is \(e.rows)×\(e.cols), got \(data.count) values")
+            throw SBIError.sizeMismatch("parameter \(name) is \(e.shape), got \(data.count) values")
         }
         try backend.upload(data, to: (buffer ?? values).view(offset: e.offset, count: e.count))
     }

@@ -6,7 +6,9 @@ import SBIBackend
 ///
 /// Storage: parameters and their gradients live in a `ParameterStore`; constants in a buffer
 /// uploaded once; inputs, intermediates and outputs in one arena, placed by `MemoryPlanner` so
-/// that tensors whose lifetimes do not overlap share space.
+/// that tensors whose lifetimes do not overlap share space. The output of a `ViewPrimitive` (a
+/// reshape) is no launch and no storage of its own: it aliases its input's, whose lifetime then
+/// extends to the view's last reader.
 public final class Plan: CustomStringConvertible {
     public let backend: Backend
     public let graph: Graph
@@ -78,7 +80,8 @@ public final class Plan: CustomStringConvertible {
             guard let store = parameters else { throw SBIError.invalidArgument("gradients need a ParameterStore") }
             _ = try store.entry(name)
             var t = tensor
-            if graph.producer[t.id] == nil || boundGradients[t.id] != nil || outputs.contains(t) {
+            if graph.producer[t.id].map({ graph.nodes[$0].primitive is ViewPrimitive }) ?? true
+                || boundGradients[t.id] != nil || outputs.contains(t) {
                 t = try graph.copy(t)
             }
             boundGradients[t.id] = name
@@ -96,10 +99,22 @@ public final class Plan: CustomStringConvertible {
         }
         let order = needed.sorted()
 
+        // Views: each view output maps to the tensor that owns its storage.
+        var viewRoot: [Int: Int] = [:]
+        for node in order where graph.nodes[node].primitive is ViewPrimitive {
+            let n = graph.nodes[node]
+            guard n.inputs.count == 1, n.outputs.count == 1, n.inputs[0].count == n.outputs[0].count else {
+                throw SBIError.invalidArgument("view \(n.primitive) must map one input to one output of as many elements")
+            }
+            viewRoot[n.outputs[0].id] = viewRoot[n.inputs[0].id] ?? n.inputs[0].id
+        }
+        func root(_ t: Tensor) -> Tensor { viewRoot[t.id].map { graph.tensors[$0] } ?? t }
+
         // Live ranges of arena tensors.
         var first: [Int: Int] = [:], last: [Int: Int] = [:]
         var constantIDs: [Int] = []
-        func touch(_ t: Tensor, at step: Int) throws {
+        func touch(_ view: Tensor, at step: Int) throws {
+            let t = root(view)
             switch graph.roles[t.id] {
             case .parameter(let name, _):
                 guard let store = parameters else {
@@ -117,12 +132,12 @@ public final class Plan: CustomStringConvertible {
         }
         for (step, node) in order.enumerated() {
             for input in graph.nodes[node].inputs { try touch(input, at: step) }
-            for output in graph.nodes[node].outputs where boundGradients[output.id] == nil {
+            for output in graph.nodes[node].outputs where boundGradients[output.id] == nil && viewRoot[output.id] == nil {
                 first[output.id] = step
                 last[output.id] = max(last[output.id] ?? step, step)
             }
         }
-        for t in outputs {
+        for t in outputs.map(root) {
             if case .input = graph.roles[t.id] { first[t.id] = -1 }
             if first[t.id] != nil { last[t.id] = Int.max }
         }
@@ -142,7 +157,7 @@ public final class Plan: CustomStringConvertible {
         arena = arenaSize > 0 ? try backend.makeBuffer(count: arenaSize) : nil
         for interval in intervals {
             let t = graph.tensors[interval.tensor], offset = offsets[interval.tensor]!
-            storage[t.id] = Operand(view: arena!.view(offset: offset, count: t.count), rows: t.rows, cols: t.cols)
+            storage[t.id] = Operand(view: arena!.view(offset: offset, count: t.count), shape: t.shape)
             placement[t.id] = .arena(offset)
             liveRanges[t.id] = (interval.firstStep, interval.lastStep)
         }
@@ -161,7 +176,7 @@ public final class Plan: CustomStringConvertible {
             case let .floats(v): try backend.upload(v, to: view)
             case let .indices(v): try backend.upload(v, to: view)
             }
-            storage[id] = Operand(view: view, rows: t.rows, cols: t.cols)
+            storage[id] = Operand(view: view, shape: t.shape)
             placement[id] = .constant(constantOffsets[id]!)
         }
 
@@ -169,7 +184,7 @@ public final class Plan: CustomStringConvertible {
         for (id, role) in graph.roles.enumerated() {
             if case let .parameter(name, _) = role, let store = parameters, let view = try? store.value(name) {
                 let t = graph.tensors[id]
-                storage[id] = Operand(view: view, rows: t.rows, cols: t.cols)
+                storage[id] = Operand(view: view, shape: t.shape)
                 placement[id] = .parameter(name)
             }
         }
@@ -180,13 +195,19 @@ public final class Plan: CustomStringConvertible {
             guard view.count == t.count else {
                 throw SBIError.sizeMismatch("gradient \(t) bound to parameter \(name) of \(view.count) elements")
             }
-            storage[id] = Operand(view: view, rows: t.rows, cols: t.cols)
+            storage[id] = Operand(view: view, shape: t.shape)
             placement[id] = .gradient(name)
+        }
+
+        for id in viewRoot.keys.sorted() {
+            guard let owner = storage[viewRoot[id]!] else { continue }
+            storage[id] = Operand(view: owner.view, shape: graph.tensors[id].shape)
+            placement[id] = placement[viewRoot[id]!]
         }
 
         // Launches, with CPU fallbacks where the backend cannot run a primitive.
         var cpu: CPUBackend?
-        for node in order {
+        for node in order where !(graph.nodes[node].primitive is ViewPrimitive) {
             let n = graph.nodes[node]
             let inputs = n.inputs.map { storage[$0.id]! }, outputs = n.outputs.map { storage[$0.id]! }
             var fallback: Fallback?
@@ -194,7 +215,7 @@ public final class Plan: CustomStringConvertible {
                 let host = cpu ?? CPUBackend()
                 cpu = host
                 func mirror(_ o: Operand) throws -> Operand {
-                    Operand(view: try host.makeBuffer(count: o.view.count).view, rows: o.rows, cols: o.cols)
+                    Operand(view: try host.makeBuffer(count: o.view.count).view, shape: o.shape)
                 }
                 fallback = Fallback(cpu: host, inputs: try inputs.map(mirror), outputs: try outputs.map(mirror))
             }

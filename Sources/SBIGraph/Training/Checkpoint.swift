@@ -2,7 +2,7 @@ import Foundation
 import SBIBackend
 
 /// Checkpoints are safetensors files that Python's `safetensors` reads: one F32 tensor per
-/// parameter (its own name, shape rows×cols), optionally the optimizer's moments
+/// parameter (its own name, its shape as declared in the graph), optionally the optimizer's moments
 /// (`optimizer.m.NAME`, `optimizer.v.NAME`) and the best parameters so far (`best.NAME`), and
 /// string metadata (`__metadata__`): the model configuration, the training configuration and
 /// the training state as JSON.
@@ -40,7 +40,7 @@ public extension ParameterStore {
         var tensors: [String: SafetensorsTensor] = [:]
         for (prefix, buffer) in [("", values)] + extra {
             for e in entries {
-                tensors[prefix + e.name] = try SafetensorsTensor(floats: try read(e.name, from: buffer), shape: [e.rows, e.cols])
+                tensors[prefix + e.name] = try SafetensorsTensor(floats: try read(e.name, from: buffer), shape: e.shape)
             }
         }
         return tensors
@@ -53,8 +53,8 @@ public extension ParameterStore {
                 guard let tensor = file[prefix + e.name] else {
                     throw SBIError.invalidArgument("\(path): tensor '\(prefix + e.name)' is missing")
                 }
-                guard tensor.shape == [e.rows, e.cols] || tensor.elementCount == e.count && tensor.shape.count <= 1 else {
-                    throw SBIError.sizeMismatch("\(path): tensor '\(prefix + e.name)' has shape \(tensor.shape), the model expects [\(e.rows), \(e.cols)]")
+                guard tensor.shape == e.shape || tensor.elementCount == e.count && tensor.shape.count <= 1 else {
+                    throw SBIError.sizeMismatch("\(path): tensor '\(prefix + e.name)' has shape \(tensor.shape), the model expects \(e.shape)")
                 }
                 try write(e.name, try tensor.floats, to: buffer)
             }

@@ -158,13 +158,13 @@ final class MLPBinaryClassifier {
     init(backend: Backend, inputs: Int, hidden: [Int], seed: UInt64) throws {
         self.backend = backend
         widths = [inputs] + hidden + [1]
-        var parameters: [(name: String, rows: Int, cols: Int, initializer: Initializer)] = []
+        var parameters: [(name: String, shape: [Int], initializer: Initializer)] = []
         for layer in 0..<(widths.count - 1) {
             let fanIn = widths[layer], fanOut = widths[layer + 1]
             // sklearn's _init_coef for relu: U(±√(6/(fan_in + fan_out))) for weights and biases.
             let bound = Float((6 / Double(fanIn + fanOut)).squareRoot())
-            parameters.append((Self.weight(layer), fanIn, fanOut, .uniform(bound: bound)))
-            parameters.append((Self.bias(layer), 1, fanOut, .uniform(bound: bound)))
+            parameters.append((Self.weight(layer), [fanIn, fanOut], .uniform(bound: bound)))
+            parameters.append((Self.bias(layer), [1, fanOut], .uniform(bound: bound)))
         }
         store = try ParameterStore(parameters: parameters, backend: backend, seed: DiagnosticRandom.derive(seed, 11))
     }
@@ -178,8 +178,8 @@ final class MLPBinaryClassifier {
         let layers = widths.count - 1
         for layer in 0..<layers {
             let e = try store.entry(Self.weight(layer)), eb = try store.entry(Self.bias(layer))
-            let w = graph.parameter(e.name, rows: e.rows, cols: e.cols, initializer: e.initializer)
-            let b = graph.parameter(eb.name, rows: eb.rows, cols: eb.cols, initializer: eb.initializer)
+            let w = graph.parameter(e.name, shape: e.shape, initializer: e.initializer)
+            let b = graph.parameter(eb.name, shape: eb.shape, initializer: eb.initializer)
             weights.append(w)
             h = try graph.linear(h, weight: w, bias: b, activation: layer == layers - 1 ? .identity : .relu)
         }
