@@ -42,12 +42,18 @@ let package = Package(
                           dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "CBLAS",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/sbi-gpu"),
-        .testTarget(name: "SBIBackendTests", dependencies: ["SBIBackend"], path: "Tests/SBIBackendTests"),
-        .testTarget(name: "SBIGraphTests", dependencies: ["SBIBackend", "SBIGraph"], path: "Tests/SBIGraphTests"),
-        .testTarget(name: "SBIInferenceTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBIInference"],
+        // The one backend fixture of every test target (CPU, and OpenCL device SBI_TEST_OPENCL_DEVICE).
+        .target(name: "SBITestSupport", dependencies: ["SBIBackend"], path: "Tests/SBITestSupport"),
+        .testTarget(name: "SBIBackendTests", dependencies: ["SBIBackend", "SBITestSupport"], path: "Tests/SBIBackendTests"),
+        .testTarget(name: "SBIGraphTests", dependencies: ["SBIBackend", "SBIGraph", "SBITestSupport"],
+                    path: "Tests/SBIGraphTests"),
+        .testTarget(name: "SBIInferenceTests",
+                    dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "SBITestSupport"],
                     path: "Tests/SBIInferenceTests"),
         .testTarget(name: "CLITests", dependencies: ["sbi-gpu"], path: "Tests/CLITests"),
-        .testTarget(name: "SBIModelsTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels"], path: "Tests/SBIModelsTests"),
+        // Includes the op table: every primitive of every module, on every backend.
+        .testTarget(name: "SBIModelsTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBITestSupport"],
+                    path: "Tests/SBIModelsTests"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SBITestSupport
 @testable import SBIBackend
 
 // Element-wise maps, broadcasts and row/column reductions on both backends, each checked against
@@ -20,22 +21,9 @@ import XCTest
 
 /// Shared helpers of ElementwiseTests, RandomTests and ErrorTests.
 enum ElemFixture {
-    /// The OpenCL device the tests use: index SBI_TEST_OPENCL_DEVICE, else 0.
-    nonisolated(unsafe) private static var cached: OpenCLBackend??
-
-    /// The OpenCL backend, or XCTSkip when this machine has no OpenCL device. One backend is
-    /// shared by all tests, so each program is built once per run.
-    static func openCL() throws -> OpenCLBackend {
-        if cached == nil {
-            let devices = OpenCLDevice.all()
-            let index = ProcessInfo.processInfo.environment["SBI_TEST_OPENCL_DEVICE"].flatMap { Int($0) } ?? 0
-            cached = .some(devices.indices.contains(index) ? try OpenCLBackend(device: devices[index]) : nil)
-        }
-        guard let backend = cached! else { throw XCTSkip("no OpenCL device: OpenCL half of the test skipped") }
-        return backend
-    }
-
-    static let cpu = CPUBackend()
+    /// The shared OpenCL backend (see `TestBackends`), or XCTSkip without one.
+    static func openCL() throws -> OpenCLBackend { try TestBackends.openCL() }
+    static var cpu: CPUBackend { TestBackends.cpu }
 
     /// SplitMix64: the test inputs, reproducible and independent of the engine's Philox.
     struct Inputs {
@@ -460,11 +448,8 @@ final class ElementwiseTests: XCTestCase {
 
     /// The CPU backend, then the OpenCL backend where a device exists. Tests that loop over this
     /// check the CPU half everywhere, then end with `skipIfNoOpenCL()`.
-    func backends() throws -> [Backend] {
-        if let cl = try? F.openCL() { return [F.cpu, cl] }
-        return [F.cpu]
-    }
+    func backends() throws -> [Backend] { try TestBackends.all() }
 
     /// Marks the test skipped (after its CPU half ran) when there is no OpenCL device.
-    func skipIfNoOpenCL() throws { _ = try F.openCL() }
+    func skipIfNoOpenCL() throws { _ = try TestBackends.openCL() }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SBITestSupport
 @testable import SBIBackend
 
 // The error paths: device selection, kernel compile failures, size mismatches, buffers of
@@ -201,10 +202,7 @@ final class ErrorTests: XCTestCase {
 
     // MARK: helpers
 
-    func backends() throws -> [Backend] {
-        if let cl = try? F.openCL() { return [F.cpu, cl] }
-        return [F.cpu]
-    }
+    func backends() throws -> [Backend] { try TestBackends.all() }
 
-    func skipIfNoOpenCL() throws { _ = try F.openCL() }
+    func skipIfNoOpenCL() throws { _ = try TestBackends.openCL() }
 }

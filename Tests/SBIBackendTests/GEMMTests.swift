@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SBITestSupport
 @testable import SBIBackend
 
 /// GEMM, C = act(α·op(A)·op(B) + β·C + bias), on both backends and every OpenCL kernel path,
@@ -198,10 +199,8 @@ final class GEMMTests: XCTestCase {
         return results
     }
 
-    func openCL() throws -> OpenCLBackend {
-        guard let device = OpenCLDevice.all().first else { throw XCTSkip("no OpenCL device") }
-        return try OpenCLBackend(device: device)
-    }
+    /// A backend of its own: these tests change its tile parameters.
+    func openCL() throws -> OpenCLBackend { try TestBackends.freshOpenCL() }
 
     // MARK: tests
 

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SBITestSupport
 @testable import SBIBackend
 
 // The Philox-4x32-10 streams: the generator against Random123's known answers, bit-exact
@@ -277,10 +278,7 @@ final class RandomTests: XCTestCase {
 
     // MARK: helpers
 
-    func backends() throws -> [Backend] {
-        if let cl = try? F.openCL() { return [F.cpu, cl] }
-        return [F.cpu]
-    }
+    func backends() throws -> [Backend] { try TestBackends.all() }
 
-    func skipIfNoOpenCL() throws { _ = try F.openCL() }
+    func skipIfNoOpenCL() throws { _ = try TestBackends.openCL() }
 }

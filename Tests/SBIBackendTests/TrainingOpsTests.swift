@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SBITestSupport
 @testable import SBIBackend
 
 /// The backend operations the graph layer needs for training (Backend.swift, "operations the graph
@@ -552,10 +553,8 @@ final class TrainingOpsTests: XCTestCase {
 // MARK: - fixture
 
 enum TrainingFixture {
-    /// The backends ElementwiseTests use: one shared OpenCL backend (device SBI_TEST_OPENCL_DEVICE,
-    /// else 0; XCTSkip without one), so each program is built once per run.
-    static func openCL() throws -> OpenCLBackend { try ElemFixture.openCL() }
-    static var cpu: CPUBackend { ElemFixture.cpu }
+    static func openCL() throws -> OpenCLBackend { try TestBackends.openCL() }
+    static var cpu: CPUBackend { TestBackends.cpu }
 
     /// |got − expected| ≤ atol + rtol·max(|expected|, scale), element-wise.
     static func assertClose(_ got: [Float], _ expected: [Double], rtol: Double, atol: Double, scale: [Double]? = nil,

@@ -1,11 +1,9 @@
 import XCTest
+import SBITestSupport
 import SBIBackend
 @testable import SBIGraph
 
-func openCLBackend() throws -> OpenCLBackend? {
-    guard let device = OpenCLDevice.all().first else { return nil }
-    return try OpenCLBackend(device: device)
-}
+func openCLBackend() throws -> OpenCLBackend? { try TestBackends.openCLIfPresent() }
 
 /// A primitive that only the CPU backend runs: exercises the scheduler's per-op fallback.
 struct CPUOnlyDouble: Primitive {

@@ -1,4 +1,5 @@
 import XCTest
+import SBITestSupport
 import Foundation
 import SBIBackend
 import SBIGraph
@@ -385,8 +386,7 @@ final class DiagnosticsTests: XCTestCase {
     /// The classifier trains the same on the OpenCL device (PoCL here) as on the CPU: 300 rows a
     /// set leave 480 training rows a fold, so every epoch also runs the 80-row remainder batch.
     func testC2STOnOpenCLMatchesCPU() throws {
-        guard let device = OpenCLDevice.all().first else { throw XCTSkip("no OpenCL device") }
-        let gpu = try OpenCLBackend(device: device)
+        let gpu = try TestBackends.openCL()
         let x = gaussianSet(300, d: 2, mean: [0, 0], seed: 81)
         let y = gaussianSet(300, d: 2, mean: [1, 0], seed: 82)
         let configuration = C2STConfiguration(maxEpochs: 60)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SBITestSupport
 import SBIBackend
 @testable import SBIInference
 
@@ -27,10 +28,7 @@ final class SimulatorTests: XCTestCase {
         return (mean, cov.map { $0 / Double(n - 1) })
     }
 
-    static func openCLBackend() throws -> OpenCLBackend? {
-        guard !OpenCLDevice.all().isEmpty else { return nil }
-        return try OpenCLBackend(deviceIndex: 0)
-    }
+    static func openCLBackend() throws -> OpenCLBackend? { try TestBackends.openCLIfPresent() }
 
     func assertOneLineError(_ expression: @autoclosure () throws -> Any, contains fragments: [String],
                             file: StaticString = #filePath, line: UInt = #line) {

@@ -1,14 +1,11 @@
 import XCTest
+import SBITestSupport
 import Foundation
 import SBIBackend
 import SBIGraph
 @testable import SBIModels
 
-func modelBackends() throws -> [Backend] {
-    var list: [Backend] = [CPUBackend()]
-    if let device = OpenCLDevice.all().first { list.append(try OpenCLBackend(device: device)) }
-    return list
-}
+func modelBackends() throws -> [Backend] { try TestBackends.all() }
 
 /// Uniform values in ±bound from the Philox stream.
 func uniformValues(_ count: Int, seed: UInt64, bound: Float = 1) -> [Float] {

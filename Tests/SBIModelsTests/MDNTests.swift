@@ -1,4 +1,5 @@
 import XCTest
+import SBITestSupport
 import Foundation
 import SBIBackend
 import SBIGraph
@@ -330,9 +331,9 @@ final class MDNTests: XCTestCase {
     /// The same fit on the CPU and OpenCL backends gives the same log q (to float32 reduction-order
     /// differences amplified by training) and nearly the same samples.
     func testBackendsAgree() throws {
-        guard let device = OpenCLDevice.all().first else { throw XCTSkip("no OpenCL device") }
+        let gpu = try TestBackends.openCL()
         var logqs: [[Float]] = [], samples: [[Float]] = []
-        for backend in [CPUBackend(), try OpenCLBackend(device: device)] as [Backend] {
+        for backend in [CPUBackend(), gpu] as [Backend] {
             let estimator = try makeMDN(features: 2, context: 2, components: 4, hidden: [16, 16], backend: backend)
             let y = mixtureSamples(600, d: 2, seed: 12).map(Float.init), context = uniformValues(1200, seed: 13)
             try estimator.fit(y, context: context, configuration: TrainingConfiguration(epochs: 3, batchSize: 64, seed: 1))

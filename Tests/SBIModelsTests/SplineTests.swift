@@ -1,4 +1,5 @@
 import XCTest
+import SBITestSupport
 import Foundation
 import SBIBackend
 @testable import SBIGraph
@@ -7,7 +8,7 @@ import SBIBackend
 /// The rational-quadratic spline kernels (Kernels/spline.cl and their CPU twin) against a
 /// double-precision reimplementation of nflows' `unconstrained_rational_quadratic_spline`, brute-force
 /// Jacobians, each other and (where python3 has torch and nflows) nflows itself; and the
-/// `SplineCoupling` bijector built on them. Gradients are checked in GradientCheckTests.
+/// `SplineCoupling` bijector built on them. Gradients are checked in the op table (OpTableTests).
 final class SplineTests: XCTestCase {
     static let bins = 8
     static let bound: Float = 3
@@ -36,17 +37,8 @@ final class SplineTests: XCTestCase {
 
     static let mask: [Float] = [0, 1, 0, 0]
 
-    func openCL() throws -> OpenCLBackend {
-        guard let device = OpenCLDevice.all().first else { throw XCTSkip("no OpenCL device") }
-        return try OpenCLBackend(device: device)
-    }
-
-    /// The CPU backend and, where there is one, the first OpenCL device.
-    func splineBackends() -> [Backend] {
-        var list: [Backend] = [CPUBackend()]
-        if let gpu = try? openCL() { list.append(gpu) }
-        return list
-    }
+    func openCL() throws -> OpenCLBackend { try TestBackends.openCL() }
+    func splineBackends() throws -> [Backend] { try TestBackends.all() }
 
     /// The op run on a backend directly (no graph): y and the per-row log-det.
     func spline(_ backend: Backend, inverse: Bool, x: [Float], parameters: [Float], mask: [Float],
@@ -223,7 +215,7 @@ final class SplineTests: XCTestCase {
 
     /// The inverse against the reference inverse, including the log-det sign.
     func testInverseAgainstReference() throws {
-        for backend in splineBackends() {
+        for backend in try splineBackends() {
             let rows = 64, d = Self.mask.count
             let y = Self.inputs(rows * d, seed: 5)
             let params = Self.parameters(rows: rows, features: d, seed: 6)
@@ -268,7 +260,7 @@ final class SplineTests: XCTestCase {
     /// A fine grid over [−4, 4] through several splines (one feature, the same parameters on every
     /// row) is strictly increasing, continuous at ±B (values ±B there) and inverts back.
     func testMonotone() throws {
-        for backend in splineBackends() {
+        for backend in try splineBackends() {
             let n = 1601
             let grid = (0..<n).map { -4 + 8 * Float($0) / Float(n - 1) }
             for seed: UInt64 in [11, 12, 13] {
@@ -319,7 +311,7 @@ final class SplineTests: XCTestCase {
             }
         }
         // Bad shapes and arguments are refused on every backend.
-        for backend in splineBackends() {
+        for backend in try splineBackends() {
             XCTAssertThrowsError(try spline(backend, inverse: false, x: [0], parameters: [0, 0, 0], mask: [0], bins: 1))
             XCTAssertThrowsError(try spline(backend, inverse: false, x: [0], parameters: [0], mask: [0], bins: 0))
             XCTAssertThrowsError(try spline(backend, inverse: false, x: [0], parameters: [0, 0], mask: [0], bins: 1, bound: 0))
@@ -372,7 +364,7 @@ final class SplineTests: XCTestCase {
         let (status, output) = try python(script, input: String(decoding: request, as: UTF8.self))
         XCTAssertEqual(status, 0, output)
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: [[Double]]], output)
-        for backend in splineBackends() {
+        for backend in try splineBackends() {
             for inverse in [false, true] {
                 let expected = try XCTUnwrap(json[inverse ? "inverse" : "forward"])
                 let got = try spline(backend, inverse: inverse, x: x, parameters: params, mask: [0])
@@ -389,7 +381,7 @@ final class SplineTests: XCTestCase {
 
     /// A new SplineCoupling is the identity (zero last layer, derivative offset), on both backends.
     func testCouplingStartsAsIdentity() throws {
-        for backend in splineBackends() as [Backend] {
+        for backend in try splineBackends() as [Backend] {
             let d = 5, rows = 16
             let layer = SplineCoupling(name: "nsf", mask: [1, 0, 1, 0, 0], hidden: [16, 16])
             let graph = Graph()
@@ -431,7 +423,7 @@ final class SplineTests: XCTestCase {
     /// log-det is minus the forward's, and the forward log-det is the log |det| of the layer's full
     /// D×D Jacobian (MLP included) by central differences of its double twin, by LU.
     func testCouplingRoundTripAndFullJacobian() throws {
-        for backend in splineBackends() as [Backend] {
+        for backend in try splineBackends() as [Backend] {
             let d = 4, rows = 32
             let layer = SplineCoupling(name: "nsf", mask: [0, 1, 1, 0], hidden: [8], bins: 6, tailBound: 2.5)
             let graph = Graph()

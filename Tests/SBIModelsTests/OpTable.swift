@@ -1,0 +1,245 @@
+import Foundation
+import SBIBackend
+@testable import SBIGraph
+@testable import SBIModels
+
+/// One row of the op table: a small graph around an op, on inputs of the given shapes, and the
+/// same function in double precision. `OpTableTests` runs every row on every backend.
+struct OpCase {
+    let name: String
+    let shapes: [[Int]]
+    /// Inputs in [0.2, 1.2] instead of ±[0.2, 1.2] (logarithms, square roots, divisors).
+    var positive = false
+    /// Forward tolerance, relative to 1 + |reference| (see `OpTableTests`).
+    var tolerance = 1e-5
+    let build: (Graph, [Tensor]) throws -> Tensor
+    /// The output, row-major, from the inputs in double precision.
+    let reference: ([[Double]]) -> [Double]
+}
+
+/// Double-precision references of the ops, loop for loop.
+enum Reference {
+    static func unary(_ op: UnaryOp, _ x: Double, _ p: Double) -> Double {
+        switch op {
+        case .identity: return x
+        case .exp: return Foundation.exp(x)
+        case .log: return Foundation.log(x)
+        case .tanh: return Foundation.tanh(x)
+        case .relu: return max(x, 0)
+        case .leakyRelu: return x > 0 ? x : p * x
+        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
+        case .softplus: return max(x, 0) + Foundation.log1p(Foundation.exp(-abs(x)))
+        case .square: return x * x
+        case .negate: return -x
+        case .abs: return abs(x)
+        case .sqrt: return x.squareRoot()
+        }
+    }
+
+    static func binary(_ op: BinaryOp, _ a: Double, _ b: Double) -> Double {
+        switch op {
+        case .add: return a + b
+        case .subtract: return a - b
+        case .multiply: return a * b
+        case .divide: return a / b
+        }
+    }
+
+    /// op(A)·op(B) for A stored ar×ac, B stored br×bc.
+    static func matmul(_ a: [Double], _ ar: Int, _ ac: Int, _ b: [Double], _ br: Int, _ bc: Int,
+                       ta: Bool = false, tb: Bool = false) -> [Double] {
+        let m = ta ? ac : ar, k = ta ? ar : ac, n = tb ? br : bc
+        var c = [Double](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                for l in 0..<k {
+                    c[i * n + j] += (ta ? a[l * ac + i] : a[i * ac + l]) * (tb ? b[j * bc + l] : b[l * bc + j])
+                }
+            }
+        }
+        return c
+    }
+
+    static func sumRows(_ x: [Double], cols: Int) -> [Double] {
+        stride(from: 0, to: x.count, by: cols).map { x[$0..<($0 + cols)].reduce(0, +) }
+    }
+
+    static func sumColumns(_ x: [Double], cols: Int) -> [Double] {
+        (0..<cols).map { c in stride(from: c, to: x.count, by: cols).reduce(0) { $0 + x[$1] } }
+    }
+
+    /// Columns `index` of a rows×cols x; −1 gives 0.
+    static func gatherColumns(_ x: [Double], cols: Int, _ index: [Int]) -> [Double] {
+        (0..<(x.count / cols)).flatMap { r in index.map { $0 < 0 ? 0 : x[r * cols + $0] } }
+    }
+
+    static func concatColumns(_ parts: [([Double], Int)]) -> [Double] {
+        let rows = parts[0].0.count / parts[0].1
+        return (0..<rows).flatMap { r in parts.flatMap { p, c in p[(r * c)..<((r + 1) * c)] } }
+    }
+
+    static let halfLog2Pi = 0.5 * Foundation.log(2 * Double.pi)
+}
+
+extension OpCase {
+    /// Every op, with the compositions that the models build from them.
+    static let table: [OpCase] = {
+        typealias R = Reference
+        var cases: [OpCase] = []
+        for ta in [false, true] {
+            for tb in [false, true] {
+                cases.append(OpCase(name: "matmul ta=\(ta) tb=\(tb)", shapes: [ta ? [4, 3] : [3, 4], tb ? [5, 4] : [4, 5]],
+                                    build: { g, p in try g.matmul(p[0], p[1], transposeA: ta, transposeB: tb) },
+                                    reference: { v in R.matmul(v[0], ta ? 4 : 3, ta ? 3 : 4, v[1], tb ? 5 : 4, tb ? 4 : 5,
+                                                               ta: ta, tb: tb) }))
+            }
+        }
+        for act in [UnaryOp.identity, .relu, .leakyRelu, .tanh, .sigmoid, .softplus] {
+            cases.append(OpCase(name: "linear+\(act)", shapes: [[3, 4], [4, 5], [1, 5]],
+                                build: { g, p in try g.linear(p[0], weight: p[1], bias: p[2], activation: act, slope: 0.1) },
+                                reference: { v in
+                                    R.matmul(v[0], 3, 4, v[1], 4, 5).enumerated().map { i, z in
+                                        R.unary(act, z + v[2][i % 5], 0.1)
+                                    }
+                                }))
+        }
+        for op in UnaryOp.allCases {
+            cases.append(OpCase(name: "unary \(op)", shapes: [[3, 5]], positive: op == .log || op == .sqrt,
+                                build: { g, p in try g.unary(op, p[0], parameter: 0.1) },
+                                reference: { v in v[0].map { R.unary(op, $0, 0.1) } }))
+        }
+        cases.append(OpCase(name: "affine", shapes: [[2, 3]],
+                            build: { g, p in try g.affine(p[0], scale: -1.5, shift: 0.25) },
+                            reference: { v in v[0].map { -1.5 * $0 + 0.25 } }))
+        for op in BinaryOp.allCases {
+            for shape in [[3, 4], [1, 4], [3, 1]] {
+                cases.append(OpCase(name: "binary \(op) b=\(shape)", shapes: [[3, 4], shape], positive: op == .divide,
+                                    build: { g, p in try g.binary(op, p[0], p[1]) },
+                                    reference: { v in
+                                        (0..<12).map { i in
+                                            let b = shape == [3, 4] ? v[1][i] : shape == [1, 4] ? v[1][i % 4] : v[1][i / 4]
+                                            return R.binary(op, v[0][i], b)
+                                        }
+                                    }))
+            }
+        }
+        cases += [
+            OpCase(name: "sumRows", shapes: [[3, 4]], build: { g, p in try g.sumRows(p[0]) },
+                   reference: { v in R.sumRows(v[0], cols: 4) }),
+            OpCase(name: "sumColumns", shapes: [[3, 4]], build: { g, p in try g.sumColumns(p[0]) },
+                   reference: { v in R.sumColumns(v[0], cols: 4) }),
+            OpCase(name: "sum", shapes: [[3, 4]], build: { g, p in try g.sum(p[0]) },
+                   reference: { v in [v[0].reduce(0, +)] }),
+            OpCase(name: "mean", shapes: [[3, 4]], build: { g, p in try g.mean(p[0]) },
+                   reference: { v in [v[0].reduce(0, +) / 12] }),
+            OpCase(name: "logSumExpRows", shapes: [[3, 4]], build: { g, p in try g.logSumExpRows(p[0]) },
+                   reference: { v in R.sumRows(v[0].map(Foundation.exp), cols: 4).map(Foundation.log) }),
+            OpCase(name: "broadcast row", shapes: [[1, 4]],
+                   build: { g, p in try g.broadcast(p[0], rows: 3, cols: 4, mode: .row) },
+                   reference: { v in (0..<12).map { v[0][$0 % 4] } }),
+            OpCase(name: "broadcast column", shapes: [[3, 1]],
+                   build: { g, p in try g.broadcast(p[0], rows: 3, cols: 4, mode: .column) },
+                   reference: { v in (0..<12).map { v[0][$0 / 4] } }),
+            OpCase(name: "slice", shapes: [[3, 6]], build: { g, p in try g.slice(p[0], start: 2, width: 3) },
+                   reference: { v in R.gatherColumns(v[0], cols: 6, [2, 3, 4]) }),
+            OpCase(name: "pad", shapes: [[3, 2]],
+                   build: { g, p in try g.apply1(PadColumns(start: 3, columns: 6), p[0]) },
+                   reference: { v in R.gatherColumns(v[0], cols: 2, [-1, -1, -1, 0, 1, -1]) }),
+            OpCase(name: "concat", shapes: [[3, 2], [3, 3]], build: { g, p in try g.concat([p[0], p[1]]) },
+                   reference: { v in R.concatColumns([(v[0], 2), (v[1], 3)]) }),
+            OpCase(name: "gather permutation", shapes: [[3, 5]],
+                   build: { g, p in try g.gatherColumns(p[0], [3, 0, 4, 1, 2]) },
+                   reference: { v in R.gatherColumns(v[0], cols: 5, [3, 0, 4, 1, 2]) }),
+            OpCase(name: "gather subset with zero columns", shapes: [[3, 5]],
+                   build: { g, p in try g.gatherColumns(p[0], [3, -1, 0, 4, -1]) },
+                   reference: { v in R.gatherColumns(v[0], cols: 5, [3, -1, 0, 4, -1]) }),
+            OpCase(name: "gather rows with zero rows", shapes: [[4, 3]],
+                   build: { g, p in try g.gatherRows(p[0], [2, -1, 0]) },
+                   reference: { v in [2, -1, 0].flatMap { r in (0..<3).map { r < 0 ? 0 : v[0][r * 3 + $0] } } }),
+            OpCase(name: "reshape to 3-D and back", shapes: [[3, 4]],
+                   build: { g, p in try g.exp(try g.reshape(try g.reshape(p[0], [2, 3, 2]), rows: 2, cols: 6)) },
+                   reference: { v in v[0].map(Foundation.exp) }),
+            OpCase(name: "mask", shapes: [[3, 4]], build: { g, p in try g.mask(p[0], [1, 0, 1, 0]) },
+                   reference: { v in v[0].enumerated().map { $0.offset % 2 == 0 ? $0.element : 0 } }),
+            OpCase(name: "copy", shapes: [[3, 4]], build: { g, p in try g.copy(p[0]) }, reference: { v in v[0] }),
+            OpCase(name: "standard normal log density", shapes: [[3, 4]],
+                   build: { g, p in try g.standardNormalLogDensity(p[0]) },
+                   reference: { v in R.sumRows(v[0].map { -0.5 * $0 * $0 - R.halfLog2Pi }, cols: 4) }),
+            OpCase(name: "gaussian log density", shapes: [[3, 4], [3, 4], [1, 4]],
+                   build: { g, p in try g.gaussianLogDensity(p[0], mean: p[1], logStd: p[2]) },
+                   reference: { v in
+                       R.sumRows((0..<12).map { i in
+                           let z = (v[0][i] - v[1][i]) * Foundation.exp(-v[2][i % 4])
+                           return -0.5 * z * z - R.halfLog2Pi - v[2][i % 4]
+                       }, cols: 4)
+                   }),
+            // A tensor feeding several nodes accumulates their cotangents.
+            OpCase(name: "fan-out", shapes: [[3, 4], [4, 4]],
+                   build: { g, p in
+                       let h = try g.tanh(try g.matmul(p[0], p[1]))
+                       return try g.add(try g.multiply(h, h), try g.matmul(h, p[1]))
+                   },
+                   reference: { v in
+                       let h = R.matmul(v[0], 3, 4, v[1], 4, 4).map(Foundation.tanh)
+                       return zip(h.map { $0 * $0 }, R.matmul(h, 3, 4, v[1], 4, 4)).map(+)
+                   }),
+        ]
+        let couplingMask: [Double] = [1, 0, 1, 0, 0]
+        for bound: Double in [0, 2] {
+            cases.append(OpCase(name: "affine coupling bound=\(bound)", shapes: [[3, 5], [3, 10]],
+                                build: { g, p in
+                                    let out = try g.apply(AffineCouplingOp(inverse: false, bound: Float(bound)),
+                                                          [p[0], p[1], g.constant(couplingMask.map(Float.init), rows: 1, cols: 5)])
+                                    // Both outputs feed the loss: y and the log-det.
+                                    return try g.concat([out[0], out[1]])
+                                },
+                                reference: { v in
+                                    (0..<3).flatMap { r -> [Double] in
+                                        var y: [Double] = [], logdet = 0.0
+                                        for j in 0..<5 {
+                                            let x = v[0][r * 5 + j]
+                                            guard couplingMask[j] == 0 else { y.append(x); continue }
+                                            let raw = v[1][r * 10 + j], t = v[1][r * 10 + 5 + j]
+                                            let s = bound > 0 ? bound * Foundation.tanh(raw / bound) : raw
+                                            y.append(x * Foundation.exp(s) + t)
+                                            logdet += s
+                                        }
+                                        return y + [logdet]
+                                    }
+                                }))
+        }
+        // Raw parameters in ±[0.2, 1.2]; x = scale·p + shift puts inputs inside and outside the
+        // tail bound. K = 4 keeps the number of perturbations small. `testSplineCasesAvoidKnots`
+        // checks that no finite difference straddles a knot or ±B.
+        let bins = 4, count = RationalQuadraticSpline.parameterCount(bins: bins)
+        for (bound, scale, shift) in splineConfigurations {
+            cases.append(OpCase(name: "rq spline B=\(bound)", shapes: [[3, 4], [3, 4 * count]],
+                                build: { g, p in
+                                    let out = try g.apply(RQSplineOp(inverse: false, bins: bins, tailBound: bound),
+                                                          [g.affine(p[0], scale: scale, shift: shift), p[1],
+                                                           g.constant(splineMask, rows: 1, cols: 4)])
+                                    return try g.concat([out[0], out[1]])
+                                },
+                                reference: { v in
+                                    (0..<3).flatMap { r -> [Double] in
+                                        var y: [Double] = [], logdet = 0.0
+                                        for j in 0..<4 {
+                                            let x = Double(scale) * v[0][r * 4 + j] + Double(shift)
+                                            guard splineMask[j] == 0, abs(x) <= Double(bound) else { y.append(x); continue }
+                                            let raw = Array(v[1][((r * 4 + j) * count)..<((r * 4 + j + 1) * count)])
+                                            let (out, ld) = SplineTests.reference(inverse: false, x, raw, bins: bins,
+                                                                                  bound: Double(bound))
+                                            y.append(out)
+                                            logdet += ld
+                                        }
+                                        return y + [logdet]
+                                    }
+                                }))
+        }
+        return cases
+    }()
+
+    static let splineMask: [Float] = [0, 1, 0, 0]
+    /// (tail bound, scale, shift) of the spline rows.
+    static let splineConfigurations: [(Float, Float, Float)] = [(3, 3, 0.5), (1.5, 1.5, -0.1)]
+}
