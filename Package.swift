@@ -1,20 +1,27 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layers, each knowing only the one below:
-//   COpenCL / CBLAS (system libraries) -> SBIBackend (runtime, kernels, CPU + OpenCL backends)
-//   -> SBIGraph (graph IR, autodiff, scheduler, optimizer, checkpoints)
-//   -> SBIModels (density estimators: flows, MDN, GMM)
-//   -> SBIInference (NumPy I/O, priors, simulators, NPE/NLE/ABC, diagnostics) -> sbi-gpu (command line).
-// Kernels/*.cl are embedded into SBIBackend at build time by the EmbedKernels plugin,
-// so a copied binary needs no source tree.
+// Layers, each knowing only those below:
+//   COpenCL / CBLAS / CZlib (system libraries)
+//   -> SBIData (files: NumPy .npy/.npz, safetensors, atomic writes; no compute)
+//   -> SBIBackend (OpenCL runtime, the Backend protocol and its CPU + OpenCL implementations of the
+//      core ops; the public launch API through which every other module runs its own kernels)
+//   -> SBIGraph (N-D graph IR, primitives with their vjps, autodiff, scheduler, optimizer, checkpoints)
+//   -> SBIModels (density estimators: flows, MDN, GMM; the coupling and spline ops with their kernels)
+//   -> SBIInference (priors, simulators with their kernels, NPE/NLE/ABC, diagnostics)
+//   -> sbi-gpu (the command line, one type per subcommand).
+// SBIPlots (SVG/PNG plots and image grids) needs only SBIData. A module's kernels are
+// Kernels/<module>/*.cl, embedded into it at build time by the EmbedKernels plugin, so a copied
+// binary needs no source tree.
 let package = Package(
     name: "sbi-gpu",
     products: [
+        .library(name: "SBIData", targets: ["SBIData"]),
         .library(name: "SBIBackend", targets: ["SBIBackend"]),
         .library(name: "SBIGraph", targets: ["SBIGraph"]),
         .library(name: "SBIModels", targets: ["SBIModels"]),
         .library(name: "SBIInference", targets: ["SBIInference"]),
+        .library(name: "SBIPlots", targets: ["SBIPlots"]),
         .executable(name: "sbi-gpu", targets: ["sbi-gpu"]),
     ],
     dependencies: [
@@ -29,30 +36,34 @@ let package = Package(
         .executableTarget(name: "KernelEmbedder", path: "Sources/KernelEmbedder"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"],
                 path: "Plugins/EmbedKernels"),
-        .target(name: "SBIBackend", dependencies: ["COpenCL", "CBLAS"],
+        .target(name: "SBIData", dependencies: ["CZlib"], path: "Sources/SBIData"),
+        .target(name: "SBIBackend", dependencies: ["COpenCL", "CBLAS", "SBIData"],
                 path: "Sources/SBIBackend",
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
                 plugins: ["EmbedKernels"]),
-        .target(name: "SBIGraph", dependencies: ["SBIBackend"], path: "Sources/SBIGraph"),
+        .target(name: "SBIGraph", dependencies: ["SBIData", "SBIBackend"], path: "Sources/SBIGraph"),
         .target(name: "SBIModels", dependencies: ["SBIBackend", "SBIGraph"], path: "Sources/SBIModels",
                 plugins: ["EmbedKernels"]),
-        .target(name: "SBIInference", dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "CZlib"],
+        .target(name: "SBIInference", dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels"],
                 path: "Sources/SBIInference", plugins: ["EmbedKernels"]),
+        .target(name: "SBIPlots", dependencies: ["SBIData", "CZlib"], path: "Sources/SBIPlots"),
         .executableTarget(name: "sbi-gpu",
-                          dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "CBLAS",
+                          dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "SBIPlots", "CBLAS",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/sbi-gpu"),
         // The one backend fixture of every test target (CPU, and OpenCL device SBI_TEST_OPENCL_DEVICE).
         .target(name: "SBITestSupport", dependencies: ["SBIBackend"], path: "Tests/SBITestSupport"),
+        .testTarget(name: "SBIDataTests", dependencies: ["SBIData"], path: "Tests/SBIDataTests"),
+        .testTarget(name: "SBIPlotsTests", dependencies: ["SBIPlots", "CZlib"], path: "Tests/SBIPlotsTests"),
         .testTarget(name: "SBIBackendTests", dependencies: ["SBIBackend", "SBITestSupport"], path: "Tests/SBIBackendTests"),
-        .testTarget(name: "SBIGraphTests", dependencies: ["SBIBackend", "SBIGraph", "SBITestSupport"],
+        .testTarget(name: "SBIGraphTests", dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBITestSupport"],
                     path: "Tests/SBIGraphTests"),
         .testTarget(name: "SBIInferenceTests",
-                    dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "SBITestSupport"],
+                    dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "SBITestSupport"],
                     path: "Tests/SBIInferenceTests"),
         .testTarget(name: "CLITests", dependencies: ["sbi-gpu"], path: "Tests/CLITests"),
         // Includes the op table: every primitive of every module, on every backend.
-        .testTarget(name: "SBIModelsTests", dependencies: ["SBIBackend", "SBIGraph", "SBIModels", "SBITestSupport"],
+        .testTarget(name: "SBIModelsTests", dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels", "SBITestSupport"],
                     path: "Tests/SBIModelsTests"),
     ],
     swiftLanguageModes: [.v5]

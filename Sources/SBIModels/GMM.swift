@@ -1,4 +1,5 @@
 import Foundation
+import SBIData
 import SBIBackend
 import SBIGraph
 

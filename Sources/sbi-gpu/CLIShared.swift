@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SBIData
 import SBIBackend
 import SBIGraph
 import SBIInference

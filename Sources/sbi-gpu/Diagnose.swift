@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import SBIData
+import SBIPlots
 import SBIBackend
 import SBIInference
 import SBIModels

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SBIData
 import SBIBackend
 import SBIInference
 import SBIModels

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SBIPlots
 import SBIGraph
 import SBIInference
 

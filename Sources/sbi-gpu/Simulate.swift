@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SBIData
 import SBIInference
 
 struct Simulate: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SBIPlots
 import SBIBackend
 import SBIGraph
 import SBIInference
@@ -201,7 +202,10 @@ struct Train: ParsableCommand {
         for r in history { csv += "\(r.epoch),\(r.trainingLoss),\(r.validationLoss),\(r.learningRate),\(r.seconds)\n" }
         try atomicWrite(Data(csv.utf8), to: directory.appendingPathComponent("history.csv"))
         if !history.isEmpty {
-            try Plots.lossCurves(history: history).write(to: directory.appendingPathComponent("loss.svg"))
+            let epochs = history.map { Double($0.epoch) }
+            try Plots.lossCurves(epochs: epochs, training: history.map(\.trainingLoss), validationEpochs: epochs,
+                                 validation: history.map(\.validationLoss))
+                .write(to: directory.appendingPathComponent("loss.svg"))
         }
         progress.finish(String(format: "trained %d epochs in %.1f s (%.1f s total); best validation loss %.4f; wrote ",
                                history.count, trainingSeconds, Date().timeIntervalSince(started), best ?? .nan)

@@ -1,5 +1,6 @@
 import XCTest
 import SBIBackend
+import SBIData
 @testable import SBIGraph
 
 /// N-D tensors: shapes through the builders, reshapes as aliased views in plans, and N-D

@@ -1,5 +1,6 @@
 import XCTest
 import SBIBackend
+import SBIData
 @testable import SBIGraph
 
 final class TrainingTests: XCTestCase {

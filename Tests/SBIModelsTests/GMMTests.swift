@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import SBIBackend
 import SBIGraph
+import SBIData
 @testable import SBIModels
 
 /// The EM-fitted Gaussian mixture baseline: fit quality against a known density, normalization,

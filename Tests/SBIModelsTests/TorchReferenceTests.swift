@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import SBIBackend
 import SBIGraph
+import SBIData
 @testable import SBIModels
 
 /// The whole stack against PyTorch: the benchmark RealNVP with random weights, evaluated by

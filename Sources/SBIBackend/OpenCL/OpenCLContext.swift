@@ -1,5 +1,6 @@
 import COpenCL
 import Foundation
+import SBIData
 
 /// A context and in-order queue on one device, and the programs built for it.
 /// Programs are keyed by (name, options); compiled binaries are cached on disk keyed by

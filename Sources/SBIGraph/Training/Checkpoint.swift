@@ -1,4 +1,5 @@
 import Foundation
+import SBIData
 import SBIBackend
 
 /// Checkpoints are safetensors files that Python's `safetensors` reads: one F32 tensor per

@@ -1,5 +1,4 @@
 import Foundation
-import SBIGraph
 
 /// Diagnostic plots. Each function returns a `PlotCanvas`; `write(to:)` saves it as .svg or .png
 /// after the path's extension.
@@ -41,15 +40,9 @@ extension Plots {
                        validationEpochs: validation.indices.map { Double($0 + 1) }, validation: validation, options: options)
     }
 
-    /// Loss curves of a training history.
-    public static func lossCurves(history: [EpochRecord], options: LossPlotOptions = LossPlotOptions()) throws -> PlotCanvas {
-        let epochs = history.map { Double($0.epoch) }
-        return try lossCurves(epochs: epochs, training: history.map(\.trainingLoss),
-                              validationEpochs: epochs, validation: history.map(\.validationLoss), options: options)
-    }
-
-    static func lossCurves(epochs: [Double], training: [Double], validationEpochs: [Double], validation: [Double],
-                           options: LossPlotOptions) throws -> PlotCanvas {
+    /// Loss curves at the given epochs (a training history's epoch numbers, say).
+    public static func lossCurves(epochs: [Double], training: [Double], validationEpochs: [Double], validation: [Double],
+                                  options: LossPlotOptions = LossPlotOptions()) throws -> PlotCanvas {
         let trainingPoints = zip(epochs, training).map { ($0, $1) }
         let validationPoints = zip(validationEpochs, validation).map { ($0, $1) }
         let finite = (trainingPoints + validationPoints).filter { $0.0.isFinite && $0.1.isFinite }

@@ -3,7 +3,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-@testable import SBIInference
+@testable import SBIPlots
 import XCTest
 
 final class PlotTests: XCTestCase {

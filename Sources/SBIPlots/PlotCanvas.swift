@@ -1,5 +1,5 @@
 import Foundation
-import SBIBackend
+import SBIData
 
 // A tiny vector canvas: shapes are recorded in canvas units (one unit is one PNG pixel at scale 1,
 // y pointing down as in SVG) and rendered either to SVG text or, through PlotRaster, to an RGBA

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import SBIGraph
+@testable import SBIData
 
 final class SafetensorsTests: XCTestCase {
     private var directory: URL!

@@ -1,5 +1,4 @@
 import Foundation
-import SBIBackend
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

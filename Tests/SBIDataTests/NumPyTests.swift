@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import SBIInference
+@testable import SBIData
 
 final class NumPyTests: XCTestCase {
     private var directory: URL!
