@@ -61,7 +61,8 @@ let package = Package(
         .testTarget(name: "SBIInferenceTests",
                     dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "SBITestSupport"],
                     path: "Tests/SBIInferenceTests"),
-        .testTarget(name: "CLITests", dependencies: ["sbi-gpu"], path: "Tests/CLITests"),
+        .testTarget(name: "CLITests", dependencies: ["sbi-gpu", "SBIBackend", "SBIModels", "SBIInference"],
+                    path: "Tests/CLITests"),
         // Includes the op table: every primitive of every module, on every backend.
         .testTarget(name: "SBIModelsTests", dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels", "SBITestSupport"],
                     path: "Tests/SBIModelsTests"),

@@ -88,13 +88,18 @@ struct TrainingOptions: ParsableArguments {
         }
     }
 
-    /// Large datasets get larger batches: the device stays busy and an epoch costs fewer steps.
-    func configuration(rows: Int) throws -> TrainingConfiguration {
-        let batch = batchSize ?? (rows >= 50_000 ? 512 : (rows >= 2_000 ? 256 : max(16, rows / 10)))
-        return TrainingConfiguration(epochs: epochs, batchSize: batch, learningRate: learningRate,
-                                     weightDecay: weightDecay, maxGradientNorm: 5, schedule: try learningRateSchedule(),
-                                     validationFraction: validationFraction, patience: patience, seed: seed,
-                                     averagingEpochs: averaging > 0 ? averaging : nil)
+    /// Sets the training fields of `policy` from these flags (the batch size stays the library's
+    /// rule unless --batch-size is given).
+    func apply(to policy: inout EstimatorTraining) throws {
+        policy.epochs = epochs
+        policy.batchSize = batchSize
+        policy.learningRate = learningRate
+        policy.weightDecay = weightDecay
+        policy.schedule = try learningRateSchedule()
+        policy.averagingEpochs = averaging
+        policy.validationFraction = validationFraction
+        policy.patience = patience
+        policy.seed = seed
     }
 }
 

@@ -38,12 +38,8 @@ struct Train: ParsableCommand {
     var embedding = "auto"
     @Flag(inversion: .prefixedNo, help: "Flows: start with an affine layer whose location and scale are linear in the conditioning data (the near-Gaussian part of most posteriors); the transforms model the rest.")
     var conditionalAffine = true
-    @Option(help: "Flows: dropout rate in the transforms' networks while training, in [0, 1), or `auto`: train without; if that run overfits (early stopping found its best epoch within the first --patience epochs, so it spent as long getting worse as better), train again with dropout \(Train.automaticDropout) and keep the model with the better validation loss.")
+    @Option(help: "Flows: dropout rate in the transforms' networks while training, in [0, 1), or `auto`: train without; if that run overfits (early stopping found its best epoch within the first --patience epochs, so it spent as long getting worse as better), train again with dropout \(EstimatorTraining.automaticDropout) and keep the model with the better validation loss.")
     var dropout = "auto"
-
-    /// The rate `--dropout auto` tries: sbi's flows offer dropout, nflows' nets take a rate;
-    /// 0.2 was the better of 0.1 and 0.2 on the one overfitting case screened (Benchmarks/README.md).
-    static let automaticDropout: Float = 0.2
 
     /// The fixed rate, or nil for `auto`.
     func dropoutRate() throws -> Float? {
@@ -54,11 +50,6 @@ struct Train: ParsableCommand {
         return rate
     }
 
-    /// Whether a run that early stopping ended overfitted: its best epoch (patience epochs before
-    /// the last) came within the first `patience` epochs.
-    static func overfitted(_ history: [EpochRecord], _ configuration: TrainingConfiguration) -> Bool {
-        history.count < configuration.epochs && history.count <= 2 * configuration.patience
-    }
     @OptionGroup var training: TrainingOptions
 
     func validate() throws {
@@ -71,19 +62,19 @@ struct Train: ParsableCommand {
         guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }
         _ = try hiddenWidths()
         _ = try dropoutRate()
-        _ = try embeddingWidths(conditioningFeatures: 0)
+        _ = try embeddingChoice()
     }
 
-    func embeddingWidths(conditioningFeatures: Int) throws -> [Int]? {
+    func embeddingChoice() throws -> EstimatorTraining.Embedding {
         switch embedding {
-        case "none": return nil
-        case "auto": return conditioningFeatures >= 100 ? [256, 64] : nil
+        case "none": return .none
+        case "auto": return .automatic
         default:
             let widths = embedding.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !widths.isEmpty, widths.count == embedding.split(separator: ",").count, widths.allSatisfy({ $0 > 0 }) else {
                 throw ValidationError("--embedding \(embedding): expected none, auto or positive widths like 256,64")
             }
-            return widths
+            return .widths(widths)
         }
     }
 
@@ -131,48 +122,39 @@ struct Train: ParsableCommand {
             priorSource = "inferred from θ"
             if !training.quiet { printError("notice: no --prior given; using \(resolvedPrior) inferred from the training θ") }
         }
-        // Estimator.
-        let (features, context) = method == "npe" ? (thetaMatrix.cols, xMatrix.cols) : (xMatrix.cols, thetaMatrix.cols)
+        // Estimator: the library's policy (`EstimatorTraining`), set from the flags.
         let widths = try hiddenWidths()
-        var options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
-                                       embedding: try embeddingWidths(conditioningFeatures: context), seed: training.seed)
-        options.conditionalAffine = conditionalAffine
-        let fixedDropout = try dropoutRate()
-        options.dropout = fixedDropout ?? 0
-        var model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
+        var policy = EstimatorTraining()
+        policy.method = InferenceMethod(rawValue: method)!
+        policy.estimator = estimator
+        policy.options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
+                                          seed: training.seed)
+        policy.options.conditionalAffine = conditionalAffine
+        policy.embedding = try embeddingChoice()
+        policy.dropout = try dropoutRate()
+        try training.apply(to: &policy)
         let directory = try makeDirectory(out)
-        let configuration = try training.configuration(rows: thetaMatrix.rows)
-        let progress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
+        let configuration = policy.configuration(rows: thetaMatrix.rows)
+        var progress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
         if !training.quiet {
             printError("training \(method) with \(estimator) on \(backend.kind) (\(backend.deviceName)): \(thetaMatrix.rows) pairs, θ \(thetaMatrix.cols)-d, x \(xMatrix.cols)-d, batch \(configuration.batchSize)")
         }
-        let checkpoint = directory.appendingPathComponent("checkpoint.safetensors")
         let trainingStarted = Date()
-        let (y, c) = method == "npe" ? (thetaMatrix.values, xMatrix.values) : (xMatrix.values, thetaMatrix.values)
-        var history = try model.fit(y, context: c, configuration: configuration, checkpoint: checkpoint,
-                                    resume: training.resume, progress: progress.update)
-        let isFlow = FlowConfiguration.Kind(rawValue: estimator) != nil
-        var dropoutUsed = fixedDropout ?? 0
-        var dropoutChoice: String?
-        if isFlow && fixedDropout == nil && Train.overfitted(history, configuration) {
-            let withoutLoss = history.map(\.validationLoss).min() ?? .infinity
-            progress.finish(String(format: "the validation loss was best at epoch %d of %d: training again with dropout %.1f",
-                                   history.count - configuration.patience, history.count, Train.automaticDropout))
-            options.dropout = Train.automaticDropout
-            let second = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend, options: options)
-            let secondProgress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
-            let secondHistory = try second.fit(y, context: c, configuration: configuration,
-                                               checkpoint: directory.appendingPathComponent("checkpoint-dropout.safetensors"),
-                                               resume: training.resume, progress: secondProgress.update)
-            let withLoss = secondHistory.map(\.validationLoss).min() ?? .infinity
-            let kept = withLoss < withoutLoss
-            dropoutChoice = String(format: "auto: %@ (best validation loss %.4f with dropout %.1f, %.4f without)",
-                                   kept ? "dropout" : "none", withLoss, Train.automaticDropout, withoutLoss)
-            if kept {
-                (model, history, dropoutUsed) = (second, secondHistory, Train.automaticDropout)
+        var events = EstimatorTraining.Events()
+        var attempt = 0
+        events.epoch = { index, record in
+            if index != attempt {
+                attempt = index
+                progress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
             }
-            secondProgress.finish("kept the model \(kept ? "with" : "without") dropout")
+            progress.update(record)
         }
+        events.notice = { progress.finish($0) }
+        let result = try policy.train(theta: thetaMatrix.values, thetaDimension: thetaMatrix.cols, x: xMatrix.values,
+                                      xDimension: xMatrix.cols, backend: backend, checkpointDirectory: directory,
+                                      resume: training.resume, events: events)
+        let (model, history) = (result.estimator, result.history)
+        let isFlow = FlowConfiguration.Kind(rawValue: estimator) != nil
         let trainingSeconds = Date().timeIntervalSince(trainingStarted)
         try model.save(to: directory.appendingPathComponent("model.safetensors"))
 
@@ -190,8 +172,8 @@ struct Train: ParsableCommand {
         run.schedule = training.schedule
         run.averaging = configuration.averagingEpochs ?? 0
         if isFlow {
-            run.dropout = dropoutUsed
-            run.dropoutChoice = dropoutChoice
+            run.dropout = result.dropout
+            run.dropoutChoice = result.dropoutChoice
             run.conditionalAffine = conditionalAffine
         }
         run.trainingSeconds = trainingSeconds

@@ -1,5 +1,8 @@
 import XCTest
 import Foundation
+import SBIBackend
+import SBIInference
+import SBIModels
 
 /// The command line end to end on tiny budgets, run as a user would: the built `sbi-gpu` binary
 /// in a scratch directory. Errors must be one line on stderr with a non-zero exit, and leave no
@@ -141,6 +144,35 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("once/checkpoint-dropout.safetensors")))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("once/model.safetensors"))),
                        try Data(contentsOf: URL(fileURLWithPath: path("zero/model.safetensors"))))
+    }
+
+    /// The library's policy is the command line's: `NPE.train` and `NLE.train` with default
+    /// `EstimatorTraining` write the same model bytes as `sbi-gpu train` on the same simulations,
+    /// including a run that the automatic dropout rule trains twice.
+    func testLibraryTrainsTheModelTheCommandLineTrains() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        for (method, task, simulations, extra) in [("npe", "gaussian_linear", 1000, [String]()),
+                                                   ("nle", "two_moons", 400, ["--estimator", "maf", "--epochs", "3"])] {
+            let out = path("cli-\(method)")
+            try run(["train", "--device", "cpu", "--method", method, "--task", task,
+                     "--num-simulations", "\(simulations)", "--quiet", "--out", out] + extra)
+            let simulator = try Simulators.named(task)
+            let backend = CPUBackend()
+            let (theta, x) = try simulator.sampleAndSimulate(count: simulations, seed: 0, backend: backend)
+            var training = EstimatorTraining()
+            if method == "nle" { (training.estimator, training.epochs) = ("maf", 3) }
+            let (d, c) = (simulator.parameterDimension, simulator.observationDimension)
+            let result = method == "npe"
+                ? try NPE.train(theta: theta, thetaDimension: d, x: x, xDimension: c, prior: simulator.prior,
+                                training: training, backend: backend).1
+                : try NLE.train(theta: theta, thetaDimension: d, x: x, xDimension: c, prior: simulator.prior,
+                                training: training, backend: backend).1
+            if method == "npe" { XCTAssertNotNil(result.dropoutChoice, "gaussian_linear at 10³ overfits: two trainings") }
+            let library = directory.appendingPathComponent("library-\(method).safetensors")
+            try result.estimator.save(to: library)
+            XCTAssertEqual(try Data(contentsOf: library),
+                           try Data(contentsOf: URL(fileURLWithPath: out + "/model.safetensors")), "\(method) on \(task)")
+        }
     }
 
     /// Rows holding NaN are refused with the row named.

@@ -1,0 +1,175 @@
+import Foundation
+import SBIBackend
+import SBIGraph
+import SBIModels
+
+/// NPE learns q(θ | x); NLE learns q(x | θ).
+public enum InferenceMethod: String, Sendable, CaseIterable {
+    case npe, nle
+}
+
+/// The policy by which an estimator is built and trained from simulated pairs: the defaults
+/// that hold for any task (batch size by data size, parameter averaging, the embedding rule,
+/// automatic dropout), in one place, so that a Swift caller of `NPE.train` or `NLE.train` gets
+/// exactly the model that `sbi-gpu train` writes.
+public struct EstimatorTraining: Sendable {
+    public var method: InferenceMethod = .npe
+    /// A name of `Estimators.names`.
+    public var estimator = "nsf"
+    /// The architecture. `embedding` here is ignored: `embedding` below decides it.
+    public var options = EstimatorOptions()
+    public var embedding = Embedding.automatic
+    /// A fixed dropout rate for flows, or nil for the automatic rule (`automaticDropout`).
+    public var dropout: Float?
+    /// The training configuration; nil fields of it come from `configuration(rows:)`.
+    public var epochs = 300
+    public var batchSize: Int?
+    public var learningRate: Float = 1e-3
+    public var weightDecay: Float = 0
+    public var schedule = LearningRateSchedule.constant
+    /// Parameter averaging's longest window in epochs (0: none).
+    public var averagingEpochs = 2.0
+    public var validationFraction = 0.1
+    public var patience = 20
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    /// How the conditioning data is embedded before a flow's transforms.
+    public enum Embedding: Sendable, Equatable {
+        /// An MLP of `automaticEmbedding` widths when the conditioning data has 100 or more
+        /// features (images, long series), else none.
+        case automatic
+        case none
+        case widths([Int])
+    }
+
+    /// The widths `.automatic` gives data of 100 or more features.
+    public static let automaticEmbedding = [256, 64]
+    /// The rate the automatic dropout rule tries: sbi's flows offer dropout, nflows' nets take a
+    /// rate; 0.2 was the better of 0.1 and 0.2 on the one overfitting case screened
+    /// (Benchmarks/README.md).
+    public static let automaticDropout: Float = 0.2
+
+    public func embeddingWidths(conditioningFeatures: Int) -> [Int]? {
+        switch embedding {
+        case .automatic: return conditioningFeatures >= 100 ? Self.automaticEmbedding : nil
+        case .none: return nil
+        case let .widths(widths): return widths
+        }
+    }
+
+    /// Large data sets get larger batches: the device stays busy and an epoch costs fewer steps.
+    public static func batchSize(rows: Int) -> Int {
+        rows >= 50_000 ? 512 : (rows >= 2_000 ? 256 : max(16, rows / 10))
+    }
+
+    public func configuration(rows: Int) -> TrainingConfiguration {
+        TrainingConfiguration(epochs: epochs, batchSize: batchSize ?? Self.batchSize(rows: rows), learningRate: learningRate,
+                              weightDecay: weightDecay, maxGradientNorm: 5, schedule: schedule,
+                              validationFraction: validationFraction, patience: patience, seed: seed,
+                              averagingEpochs: averagingEpochs > 0 ? averagingEpochs : nil)
+    }
+
+    /// Whether a run that early stopping ended overfitted: its best epoch (patience epochs before
+    /// the last) came within the first `patience` epochs, so it spent as long getting worse as better.
+    public static func overfitted(_ history: [EpochRecord], _ configuration: TrainingConfiguration) -> Bool {
+        history.count < configuration.epochs && history.count <= 2 * configuration.patience
+    }
+
+    /// What a training produced.
+    public struct Result {
+        public let estimator: DensityEstimator
+        public let history: [EpochRecord]
+        public let configuration: TrainingConfiguration
+        /// Flows: the dropout rate of the model kept.
+        public let dropout: Float
+        /// Flows with automatic dropout that overfitted: which model was kept, and why.
+        public let dropoutChoice: String?
+    }
+
+    /// What training tells its caller as it goes.
+    public struct Events {
+        /// Each epoch of attempt 0 (without dropout) or 1 (again with dropout).
+        public var epoch: (_ attempt: Int, EpochRecord) -> Void = { _, _ in }
+        /// Why a second attempt starts, and which model was kept after it.
+        public var notice: (String) -> Void = { _ in }
+        public init() {}
+    }
+
+    /// Builds the estimator and trains it on rows of θ (`thetaDimension` each) and x
+    /// (`xDimension` each). With `checkpointDirectory`, each epoch is checkpointed there
+    /// (checkpoint.safetensors, and checkpoint-dropout.safetensors for the second attempt) and
+    /// `resume` continues a killed run.
+    public func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, backend: Backend,
+                      checkpointDirectory: URL? = nil, resume: Bool = false, events: Events = Events()) throws -> Result {
+        guard thetaDimension > 0, xDimension > 0, theta.count % thetaDimension == 0, x.count % xDimension == 0,
+              theta.count / thetaDimension == x.count / xDimension else {
+            throw SBIError.sizeMismatch("θ (\(theta.count) values of \(thetaDimension)) and x (\(x.count) values of \(xDimension)) must have as many rows")
+        }
+        let rows = theta.count / thetaDimension
+        let (features, context) = method == .npe ? (thetaDimension, xDimension) : (xDimension, thetaDimension)
+        let (y, c) = method == .npe ? (theta, x) : (x, theta)
+        var options = self.options
+        options.embedding = embeddingWidths(conditioningFeatures: context)
+        options.dropout = dropout ?? 0
+        let configuration = configuration(rows: rows)
+        func attempt(_ index: Int, _ options: EstimatorOptions, _ file: String) throws -> (DensityEstimator, [EpochRecord]) {
+            let model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend,
+                                            options: options)
+            let history = try model.fit(y, context: c, configuration: configuration,
+                                        checkpoint: checkpointDirectory?.appendingPathComponent(file), resume: resume,
+                                        progress: { events.epoch(index, $0) })
+            return (model, history)
+        }
+        var (model, history) = try attempt(0, options, "checkpoint.safetensors")
+        var dropoutUsed = options.dropout ?? 0, dropoutChoice: String?
+        let isFlow = FlowConfiguration.Kind(rawValue: estimator) != nil
+        if isFlow && dropout == nil && Self.overfitted(history, configuration) {
+            let withoutLoss = history.map(\.validationLoss).min() ?? .infinity
+            events.notice(String(format: "the validation loss was best at epoch %d of %d: training again with dropout %.1f",
+                                 history.count - configuration.patience, history.count, Self.automaticDropout))
+            options.dropout = Self.automaticDropout
+            let (second, secondHistory) = try attempt(1, options, "checkpoint-dropout.safetensors")
+            let withLoss = secondHistory.map(\.validationLoss).min() ?? .infinity
+            let kept = withLoss < withoutLoss
+            dropoutChoice = String(format: "auto: %@ (best validation loss %.4f with dropout %.1f, %.4f without)",
+                                   kept ? "dropout" : "none", withLoss, Self.automaticDropout, withoutLoss)
+            if kept { (model, history, dropoutUsed) = (second, secondHistory, Self.automaticDropout) }
+            events.notice("kept the model \(kept ? "with" : "without") dropout")
+        }
+        return Result(estimator: model, history: history, configuration: configuration, dropout: dropoutUsed,
+                      dropoutChoice: dropoutChoice)
+    }
+}
+
+public extension NPE {
+    /// Builds and trains q(θ | x) as `sbi-gpu train --method npe` does (same defaults, same
+    /// model bytes for the same data and seed); `training.method` is set to `.npe`.
+    static func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, prior: ParameterPrior?,
+                      training: EstimatorTraining = EstimatorTraining(), backend: Backend,
+                      checkpointDirectory: URL? = nil, resume: Bool = false,
+                      events: EstimatorTraining.Events = .init()) throws -> (NPE, EstimatorTraining.Result) {
+        var training = training
+        training.method = .npe
+        let result = try training.train(theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
+                                        backend: backend, checkpointDirectory: checkpointDirectory, resume: resume,
+                                        events: events)
+        return (NPE(estimator: result.estimator, prior: prior), result)
+    }
+}
+
+public extension NLE {
+    /// Builds and trains q(x | θ) as `sbi-gpu train --method nle` does; `training.method` is set to `.nle`.
+    static func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, prior: ParameterPrior,
+                      training: EstimatorTraining = EstimatorTraining(), backend: Backend,
+                      checkpointDirectory: URL? = nil, resume: Bool = false,
+                      events: EstimatorTraining.Events = .init()) throws -> (NLE, EstimatorTraining.Result) {
+        var training = training
+        training.method = .nle
+        let result = try training.train(theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
+                                        backend: backend, checkpointDirectory: checkpointDirectory, resume: resume,
+                                        events: events)
+        return (NLE(estimator: result.estimator, prior: prior), result)
+    }
+}
