@@ -7,19 +7,6 @@ public enum DeviceSelection: Equatable, Sendable, CustomStringConvertible {
     case cpu
     case openCL(Int)
 
-    /// Parses "cpu" (or "blas"), "auto" (or "default") or a device index, ignoring case and
-    /// surrounding white space; anything else is nil.
-    public init?(parsing argument: String) {
-        let argument = argument.trimmingCharacters(in: .whitespaces)
-        switch argument.lowercased() {
-        case "cpu", "blas": self = .cpu
-        case "auto", "default": self = .automatic
-        default:
-            guard let index = Int(argument), index >= 0 else { return nil }
-            self = .openCL(index)
-        }
-    }
-
     public var description: String {
         switch self {
         case .automatic: return "auto"

@@ -1,5 +1,6 @@
 import Foundation
 import SBIBackend
+import SBIModels
 
 /// A prior over parameters θ: box-uniform or Gaussian (diagonal or full covariance).
 ///
@@ -215,20 +216,8 @@ public enum Prior: Equatable, Sendable, Codable {
     /// positive definite.
     static func cholesky(_ a: [Double], _ d: Int) -> [Double]? {
         guard a.count == d * d else { return nil }
-        var l = [Double](repeating: 0, count: d * d)
-        for i in 0..<d {
-            for j in 0...i {
-                var sum = a[i * d + j]
-                for k in 0..<j { sum -= l[i * d + k] * l[j * d + k] }
-                if i == j {
-                    guard sum > 0, sum.isFinite else { return nil }
-                    l[i * d + i] = sum.squareRoot()
-                } else {
-                    l[i * d + j] = sum / l[j * d + j]
-                }
-            }
-        }
-        return l
+        var l = a
+        return Cholesky.factor(&l, d) ? l : nil
     }
 
     /// log N(θ; μ, LLᵀ) = −½‖L⁻¹(θ − μ)‖² − Σ log L_ii − (d/2) log 2π.

@@ -113,7 +113,7 @@ public final class GaussianMixture: DensityEstimator {
             let symmetric = (0..<d).allSatisfy { i in (0..<i).allSatisfy { j in
                 let (a, b) = (factor[i * d + j], factor[j * d + i])
                 return abs(a - b) <= 1e-12 * max(1, abs(a), abs(b)) } }
-            guard symmetric, factor.allSatisfy(\.isFinite), Self.cholesky(&factor, d) else {
+            guard symmetric, factor.allSatisfy(\.isFinite), Cholesky.factor(&factor, d) else {
                 throw SBIError.invalidArgument("gmm: covariance \(c) is not finite, symmetric and positive definite")
             }
             flatMeans += means[c]
@@ -210,29 +210,6 @@ public final class GaussianMixture: DensityEstimator {
             }
             return Parameters(k: k, d: d, dc: dc, weights: weights, means: means, cholesky: cholesky)
         }
-    }
-
-    /// In-place Cholesky factorization of a row-major symmetric n×n matrix (only its lower
-    /// triangle is read); leaves L in the lower triangle and zeros above. False when not positive definite.
-    static func cholesky(_ a: inout [Double], _ n: Int) -> Bool {
-        a.withUnsafeMutableBufferPointer { cholesky($0.baseAddress!, n) }
-    }
-
-    static func cholesky(_ a: UnsafeMutablePointer<Double>, _ n: Int) -> Bool {
-        for j in 0..<n {
-            var diagonal = a[j * n + j]
-            for p in 0..<j { diagonal -= a[j * n + p] * a[j * n + p] }
-            guard diagonal > 0, diagonal.isFinite else { return false }
-            let l = diagonal.squareRoot()
-            a[j * n + j] = l
-            for i in (j + 1)..<n {
-                var s = a[i * n + j]
-                for p in 0..<j { s -= a[i * n + p] * a[j * n + p] }
-                a[i * n + j] = s / l
-            }
-            for i in 0..<j { a[i * n + j] = 0 }
-        }
-        return true
     }
 
     // MARK: evaluation
@@ -358,7 +335,7 @@ public final class GaussianMixture: DensityEstimator {
                     covariance[i * d + i] += regularization
                 }
                 countsOut[c] = count
-                failedOut[c] = !cholesky(covariance, d)
+                failedOut[c] = !Cholesky.factor(covariance, d)
             }
         }}}}
         if let c = failed.firstIndex(of: true) {
@@ -382,18 +359,6 @@ public final class GaussianMixture: DensityEstimator {
     @inline(__always)
     static func uniform(_ a: UInt32, _ b: UInt32) -> Double {
         (Double((UInt64(a) << 32 | UInt64(b)) >> 12) + 0.5) * 0x1p-52
-    }
-
-    /// A seeded Fisher–Yates shuffle of 0..<count, the same one `Trainer` uses for its
-    /// validation split (stream UInt64.max), so neural estimators and the GMM hold out the same rows.
-    static func permutation(count: Int, seed: UInt64, stream: UInt64) -> [Int] {
-        var order = Array(0..<count)
-        guard count > 1 else { return order }
-        let key = seed ^ (stream &* 0x9E37_79B9_7F4A_7C15)
-        for i in stride(from: count - 1, to: 0, by: -1) {
-            order.swapAt(i, Int(Philox.word(at: UInt64(i), seed: key) % UInt32(i + 1)))
-        }
-        return order
     }
 
     /// k-means++ seeding and Lloyd iterations on standardized rows; returns the labels (of the
@@ -581,9 +546,10 @@ public final class GaussianMixture: DensityEstimator {
         let d = dimension, dc = contextFeatures
         let all = joint(y, rows: rows, context: context)
 
-        // The validation split, as Trainer draws it.
-        let order = Self.permutation(count: rows, seed: configuration.seed, stream: UInt64.max)
-        let validationRows = max(0, min(rows - 1, Int((Double(rows) * configuration.validationFraction).rounded())))
+        // The validation split of every estimator, so that neural estimators and the GMM hold out the same rows.
+        let split = Trainer.validationSplit(rows: rows, configuration: configuration)
+        let order = (split.training + split.validation).map(Int.init)
+        let validationRows = split.validation.count
         let trainingRows = rows - validationRows
         guard trainingRows >= 2 else {
             throw SBIError.invalidArgument("gmm: \(trainingRows) training rows; at least 2 are needed")

@@ -26,8 +26,19 @@ struct SBIGPU: ParsableCommand {
         subcommands: [Simulate.self, Train.self, Sample.self, LogProb.self, Diagnose.self, ABC.self, Plot.self, Devices.self, Bench.self])
 }
 
+/// `--device` words: "cpu" (or "blas"), "auto" (or "default") or a device index, ignoring case
+/// and surrounding white space; anything else is refused.
 extension DeviceSelection: ExpressibleByArgument {
-    public init?(argument: String) { self.init(parsing: argument) }
+    public init?(argument: String) {
+        let argument = argument.trimmingCharacters(in: .whitespaces)
+        switch argument.lowercased() {
+        case "cpu", "blas": self = .cpu
+        case "auto", "default": self = .automatic
+        default:
+            guard let index = Int(argument), index >= 0 else { return nil }
+            self = .openCL(index)
+        }
+    }
 }
 
 /// `--device`, shared by every subcommand that computes.

@@ -3,6 +3,7 @@ import Foundation
 import SBIBackend
 import SBIInference
 import SBIModels
+@testable import sbi_gpu
 
 /// The command line end to end on tiny budgets, run as a user would: the built `sbi-gpu` binary
 /// in a scratch directory. Errors must be one line on stderr with a non-zero exit, and leave no
@@ -144,6 +145,24 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("once/checkpoint-dropout.safetensors")))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("once/model.safetensors"))),
                        try Data(contentsOf: URL(fileURLWithPath: path("zero/model.safetensors"))))
+    }
+
+    /// `--device` words.
+    func testDeviceWords() {
+        XCTAssertEqual(DeviceSelection(argument: "cpu"), .cpu)
+        XCTAssertEqual(DeviceSelection(argument: "CPU"), .cpu)
+        XCTAssertEqual(DeviceSelection(argument: "blas"), .cpu)
+        XCTAssertEqual(DeviceSelection(argument: "auto"), .automatic)
+        XCTAssertEqual(DeviceSelection(argument: "default"), .automatic)
+        XCTAssertEqual(DeviceSelection(argument: "0"), .openCL(0))
+        XCTAssertEqual(DeviceSelection(argument: "12"), .openCL(12))
+        XCTAssertEqual(DeviceSelection(argument: " 1 "), .openCL(1))
+        for garbage in ["", "gpu", "-1", "1.5", "0x1", "cpu0", "99999999999999999999999"] {
+            XCTAssertNil(DeviceSelection(argument: garbage), "'\(garbage)'")
+        }
+        for selection in [DeviceSelection.cpu, .automatic, .openCL(3)] {
+            XCTAssertEqual(DeviceSelection(argument: selection.description), selection)
+        }
     }
 
     /// The library's policy is the command line's: `NPE.train` and `NLE.train` with default

@@ -109,8 +109,10 @@ final class GMMTests: XCTestCase {
         let best = history.map(\.validationLoss).min()!
         XCTAssertTrue(history.allSatisfy { $0.validationLoss != $0.trainingLoss })
         // The kept model's loss on the held-out rows (the same split Trainer draws) is the best one.
-        let order = GaussianMixture.permutation(count: 2000, seed: 1, stream: UInt64.max)
-        let heldOut = order.suffix(500).flatMap { [data[2 * $0], data[2 * $0 + 1]] }
+        let split = Trainer.validationSplit(rows: 2000, configuration: Self.configuration(validation: 0.25))
+        XCTAssertEqual(split.validation.count, 500)
+        var heldOut: [Float] = []
+        for row in split.validation.map(Int.init) { heldOut += [data[2 * row], data[2 * row + 1]] }
         let loss = -(try model.logProb(heldOut, context: nil)).map(Double.init).reduce(0, +) / 500
         XCTAssertEqual(loss, best, accuracy: 1e-5)
     }

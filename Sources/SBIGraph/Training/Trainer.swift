@@ -88,11 +88,9 @@ public final class Trainer {
         guard batch > 0, configuration.epochs >= 0 else {
             throw SBIError.invalidArgument("batch size must be positive and epochs non-negative")
         }
-        // The validation split: a fixed seeded permutation of the rows, its tail held out.
-        let order = Trainer.permutation(count: data.rows, seed: configuration.seed, stream: UInt64.max)
-        let validationCount = min(data.rows - 1, Int((Double(data.rows) * configuration.validationFraction).rounded()))
-        validationRows = max(0, validationCount)
-        trainIndices = Array(order.prefix(data.rows - validationRows))
+        let split = Trainer.validationSplit(rows: data.rows, configuration: configuration)
+        validationRows = split.validation.count
+        trainIndices = split.training
         guard trainIndices.count >= batch else {
             throw SBIError.invalidArgument("\(trainIndices.count) training rows are fewer than one batch of \(batch); lower --batch-size")
         }
@@ -150,7 +148,7 @@ public final class Trainer {
 
         dataBuffers = try data.columns.map { try backend.makeBuffer($0.values) }
         columnWidths = data.columns.map(\.cols)
-        validationIndices = validationRows > 0 ? try backend.makeBuffer(Array(order.suffix(validationRows))) : nil
+        validationIndices = validationRows > 0 ? try backend.makeBuffer(split.validation) : nil
         epochIndices = try backend.makeBuffer(count: trainIndices.count)
         accumulators = try backend.makeBuffer(count: 5)
         bestValues = try backend.makeBuffer(count: store.count)
@@ -196,6 +194,16 @@ public final class Trainer {
     static func splitsBatch(backend: Backend, batch: Int, largestParameter: Int) -> Bool {
         guard let cpu = backend as? CPUBackend else { return false }
         return batch % 2 == 0 && batch >= 64 && batch / 2 * largestParameter < cpu.singleThreadedGEMMWork
+    }
+
+    /// The rows every estimator trains on and those it holds out for validation (the GMM
+    /// included): a seeded permutation of the rows (stream UInt64.max of the training seed), its
+    /// last round(rows × validationFraction) held out, at most rows − 1.
+    public static func validationSplit(rows: Int, configuration: TrainingConfiguration)
+        -> (training: [Int32], validation: [Int32]) {
+        let order = permutation(count: rows, seed: configuration.seed, stream: UInt64.max)
+        let held = max(0, min(rows - 1, Int((Double(rows) * configuration.validationFraction).rounded())))
+        return (Array(order.prefix(rows - held)), Array(order.suffix(held)))
     }
 
     /// A seeded Fisher–Yates shuffle of 0..<count from the Philox stream (seed, stream).
