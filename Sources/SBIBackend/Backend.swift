@@ -46,6 +46,9 @@ public protocol Backend: AnyObject {
     var deviceName: String { get }
     /// Buffers created so far; a planned training step must not change it.
     var allocationCount: Int { get }
+    /// Bytes of memory the backend's buffers draw on: the device's global memory, or the host's
+    /// physical memory for the CPU backend (what data budgets are fractions of).
+    var memoryBytes: Int { get }
 
     func makeBuffer(count: Int) throws -> Buffer
     func upload<T: BitwiseCopyable>(_ values: [T], to destination: BufferView) throws

@@ -1,4 +1,5 @@
 import Foundation
+import SBIData
 import SBIBackend
 import SBIGraph
 
@@ -15,6 +16,12 @@ public protocol DensityEstimator: AnyObject {
     /// nil when unconditional). Returns the loss history (mean negative log-likelihood).
     @discardableResult
     func fit(_ y: [Float], context: [Float]?, configuration: TrainingConfiguration,
+             checkpoint: URL?, resume: Bool, progress: ((EpochRecord) -> Void)?) throws -> [EpochRecord]
+
+    /// The same from rows that may be memory-mapped (see `FloatRows`); neural estimators stream
+    /// a data set larger than `dataBudget` through the device instead of uploading it whole.
+    @discardableResult
+    func fit(rows y: FloatRows, context: FloatRows?, configuration: TrainingConfiguration,
              checkpoint: URL?, resume: Bool, progress: ((EpochRecord) -> Void)?) throws -> [EpochRecord]
 
     /// log q(y | context) for each row; context has the same rows (or one row used for all).
@@ -39,12 +46,46 @@ public protocol NeuralDensity {
     func logProb(_ y: Tensor, context: Tensor?, in graph: Graph) throws -> Tensor
     /// Samples from noise (rows×noiseFeatures, i.i.d. N(0,1)) and their log q, rows×features and rows×1.
     func sample(noise: Tensor, context: Tensor?, in graph: Graph) throws -> (samples: Tensor, logProb: Tensor)
-    /// Data-dependent initialization (ActNorm, say) with standardized y and context; the default does nothing.
-    func initialize(store: ParameterStore, y: [Float], context: [Float]?) throws
+    /// Data-dependent initialization (ActNorm, say) from the standardized training rows; the
+    /// default does nothing.
+    func initialize(store: ParameterStore, data: InitializationData) throws
 }
 
 public extension NeuralDensity {
-    func initialize(store: ParameterStore, y: [Float], context: [Float]?) throws {}
+    func initialize(store: ParameterStore, data: InitializationData) throws {}
+}
+
+public extension DensityEstimator {
+    /// Estimators that keep their data in memory anyway read the rows as arrays.
+    @discardableResult
+    func fit(rows y: FloatRows, context: FloatRows?, configuration: TrainingConfiguration,
+             checkpoint: URL?, resume: Bool, progress: ((EpochRecord) -> Void)?) throws -> [EpochRecord] {
+        try fit(y.array, context: context?.array, configuration: configuration, checkpoint: checkpoint,
+                resume: resume, progress: progress)
+    }
+}
+
+/// The training rows, z-scored as the model sees them, row range by row range: a data set may be
+/// larger than memory, so nothing standardizes it whole.
+public struct InitializationData {
+    public let rows: Int
+    let y: FloatRows
+    let context: FloatRows?
+    let yScaler: Standardize
+    let contextScaler: Standardize?
+
+    /// Standardized y of rows `range`, row-major.
+    public func y(_ range: Range<Int>) -> [Float] { Self.standardize(y.rows(range), yScaler) }
+    /// Standardized context of rows `range`, or nil for an unconditional model.
+    public func context(_ range: Range<Int>) -> [Float]? {
+        guard let context, let contextScaler else { return nil }
+        return Self.standardize(context.rows(range), contextScaler)
+    }
+
+    static func standardize(_ values: [Float], _ scaler: Standardize) -> [Float] {
+        let cols = scaler.mean.count
+        return values.enumerated().map { i, v in (v - scaler.mean[i % cols]) / scaler.std[i % cols] }
+    }
 }
 
 /// A neural density whose sampler is not a graph (an MDN picks a component per sample): it

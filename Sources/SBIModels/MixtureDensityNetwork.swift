@@ -174,8 +174,8 @@ public struct MixtureDensityNetwork: HostSampledDensity {
     /// Data-dependent initialization (standardized y): the K means start at K distinct training
     /// points drawn with Philox (seed `configuration.seed`); for a conditional MDN, that is the
     /// output layer's bias for the means. Components then cover the data from the first step.
-    public func initialize(store: ParameterStore, y: [Float], context: [Float]?) throws {
-        let rows = y.count / features
+    public func initialize(store: ParameterStore, data: InitializationData) throws {
+        let rows = data.rows
         guard rows > 0 else { return }
         // A partial Fisher–Yates shuffle picks min(K, rows) distinct rows; the rest repeat.
         var order = Array(0..<rows)
@@ -186,7 +186,7 @@ public struct MixtureDensityNetwork: HostSampledDensity {
         var means: [Float] = []
         for c in 0..<components {
             let row = order[c % min(components, rows)]
-            means += y[(row * features)..<((row + 1) * features)]
+            means += data.y(row..<(row + 1))
         }
         if contextFeatures == 0 {
             try store.write("mdn.means", means)

@@ -59,35 +59,60 @@ public final class NeuralEstimator: DensityEstimator {
         return (y, c, out)
     }
 
+    /// Bytes of device memory the training data may take before it streams (nil:
+    /// `Trainer.defaultDataBudget`, half the backend's memory).
+    public var dataBudget: Int?
+
     @discardableResult
     public func fit(_ y: [Float], context: [Float]?, configuration: TrainingConfiguration,
                     checkpoint: URL? = nil, resume: Bool = false,
                     progress: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
         let rows = try check(y, context)
-        if let bad = y.firstIndex(where: { !$0.isFinite }) {
-            throw SBIError.invalidArgument("y row \(bad / features) has a non-finite value")
+        let contextRows = context.flatMap { context in
+            contextFeatures > 0 ? FloatRows(context.count == contextFeatures
+                ? Array([[Float]](repeating: context, count: rows).joined()) : context, cols: contextFeatures) : nil
         }
-        yScaler = Standardize.fit(y, cols: features)
-        if let context, contextFeatures > 0 {
-            if let bad = context.firstIndex(where: { !$0.isFinite }) {
-                throw SBIError.invalidArgument("context row \(bad / contextFeatures) has a non-finite value")
+        return try fit(rows: FloatRows(y, cols: features), context: contextRows, configuration: configuration,
+                       checkpoint: checkpoint, resume: resume, progress: progress)
+    }
+
+    @discardableResult
+    public func fit(rows y: FloatRows, context: FloatRows?, configuration: TrainingConfiguration,
+                    checkpoint: URL? = nil, resume: Bool = false,
+                    progress: ((EpochRecord) -> Void)? = nil) throws -> [EpochRecord] {
+        guard y.cols == features else {
+            throw SBIError.sizeMismatch("y has rows of \(y.cols) values, not \(features) features")
+        }
+        if contextFeatures > 0 {
+            guard let context else { throw SBIError.invalidArgument("\(name) is conditional: a context of \(contextFeatures) features is required") }
+            guard context.cols == contextFeatures, context.rows == y.rows else {
+                throw SBIError.sizeMismatch("context has \(context.rows) rows of \(context.cols); expected \(y.rows) rows of \(contextFeatures)")
             }
-            contextScaler = Standardize.fit(context, cols: contextFeatures)
+        } else if let context, context.count > 0 {
+            throw SBIError.invalidArgument("\(name) is unconditional but a context was given")
         }
-        var columns = [TrainingData.Column(name: "y", values: y, cols: features)]
-        if let context, contextFeatures > 0 {
-            columns.append(.init(name: "context", values: context.count == contextFeatures
-                ? Array([[Float]](repeating: context, count: rows).joined()) : context, cols: contextFeatures))
+        if let bad = y.firstNonFinite() {
+            throw SBIError.invalidArgument("y row \(bad.row) has a non-finite value")
         }
-        let trainer = try Trainer(backend: backend, configuration: configuration, data: try TrainingData(columns)) { graph, batch in
+        yScaler = Standardize.fit(y)
+        let context = contextFeatures > 0 ? context : nil
+        if let context {
+            if let bad = context.firstNonFinite() {
+                throw SBIError.invalidArgument("context row \(bad.row) has a non-finite value")
+            }
+            contextScaler = Standardize.fit(context)
+        }
+        var columns = [TrainingData.Column(name: "y", values: y)]
+        if let context { columns.append(.init(name: "context", values: context)) }
+        let trainer = try Trainer(backend: backend, configuration: configuration, data: try TrainingData(columns),
+                                  dataBudget: dataBudget) { graph, batch in
             let (_, _, logq) = try self.logProbGraph(graph, rows: batch)
             return try graph.affine(try graph.mean(logq), scale: -1, shift: 0)
         }
         // Data-dependent initialization on standardized data, unless resuming.
-        let standardizedY = standardize(y, yScaler)
-        let standardizedContext = columns.count > 1 ? contextScaler.map { standardize(columns[1].values, $0) } : nil
         if !(resume && checkpoint.map { FileManager.default.fileExists(atPath: $0.path) } == true) {
-            try model.initialize(store: trainer.store, y: standardizedY, context: standardizedContext)
+            try model.initialize(store: trainer.store, data: InitializationData(
+                rows: y.rows, y: y, context: context, yScaler: yScaler, contextScaler: context == nil ? nil : contextScaler))
             try trainer.resetBest()
         }
         trainer.modelMetadata = try metadata()
@@ -96,11 +121,6 @@ public final class NeuralEstimator: DensityEstimator {
         logProbPlans = [:]
         samplePlans = [:]
         return history
-    }
-
-    func standardize(_ values: [Float], _ scaler: Standardize) -> [Float] {
-        let cols = scaler.mean.count
-        return values.enumerated().map { i, v in (v - scaler.mean[i % cols]) / scaler.std[i % cols] }
     }
 
     func requireStore() throws -> ParameterStore {
@@ -149,7 +169,7 @@ public final class NeuralEstimator: DensityEstimator {
         for group in 0..<groups {
             let row = contextFeatures > 0 ? Array(context![(group * contextFeatures)..<((group + 1) * contextFeatures)]) : nil
             if let host = model as? HostSampledDensity {
-                let standardized = try host.sampleOnHost(count, context: row.map { standardize($0, contextScaler!) },
+                let standardized = try host.sampleOnHost(count, context: row.map { InitializationData.standardize($0, contextScaler!) },
                                                          store: store, seed: seed &+ UInt64(group) &* 0x9E37_79B9_7F4A_7C15)
                 let drawn = standardized.enumerated().map { i, v in v * yScaler.std[i % features] + yScaler.mean[i % features] }
                 samples += drawn

@@ -5,12 +5,25 @@ import SBIBackend
 import SBIGraph
 import SBIInference
 
-/// A row-major matrix read from a .npy file (images are flattened: rows × pixels).
+/// A row-major matrix read from a .npy file (images are flattened: rows × pixels). A large
+/// float32 file stays memory-mapped (`data`), so training can stream it.
 struct Matrix {
-    var values: [Float]
+    var data: FloatRows
     var rows: Int
     var cols: Int
     var shape: [Int]
+    /// The values as an array (a copy when the file is mapped).
+    var values: [Float] { data.array }
+
+    init(values: [Float], rows: Int, cols: Int, shape: [Int]) {
+        data = FloatRows(values, cols: max(cols, 1))
+        (self.rows, self.cols, self.shape) = (rows, cols, shape)
+    }
+
+    init(data: FloatRows, shape: [Int]) {
+        self.data = data
+        (rows, cols, self.shape) = (data.rows, data.cols, shape)
+    }
 
     /// Reads `path` (a .npy file, or NAME from a .npz as `file.npz:NAME`) as `rows × cols`.
     static func load(_ path: String, option: String) throws -> Matrix {
@@ -29,13 +42,21 @@ struct Matrix {
         guard let rows = shape.first, rows > 0 else {
             throw ValidationError("\(option) \(path): expected an array with at least one row, got shape \(shape)")
         }
-        let values: [Float]
-        do { values = try array.floats() } catch { throw ValidationError("\(option) \(path): \(error)") }
-        if let bad = values.firstIndex(where: { !$0.isFinite }) {
-            let cols = max(1, values.count / rows)
-            throw ValidationError("\(option) \(path): row \(bad / cols) holds a non-finite value (NaN or inf); remove or impute such rows")
+        let data: FloatRows
+        if let mapped = FloatRows(array), array.isMemoryMapped {
+            data = mapped
+        } else {
+            let values: [Float]
+            do { values = try array.floats() } catch { throw ValidationError("\(option) \(path): \(error)") }
+            guard !values.isEmpty else {
+                throw ValidationError("\(option) \(path): expected an array with at least one value per row, got shape \(shape)")
+            }
+            data = FloatRows(values, cols: values.count / rows)
         }
-        return Matrix(values: values, rows: rows, cols: values.count / rows, shape: shape)
+        if let bad = data.firstNonFinite() {
+            throw ValidationError("\(option) \(path): row \(bad.row) holds a non-finite value (NaN or inf); remove or impute such rows")
+        }
+        return Matrix(data: data, shape: shape)
     }
 
     func write(to path: String) throws {

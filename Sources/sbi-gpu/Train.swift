@@ -40,6 +40,22 @@ struct Train: ParsableCommand {
     var conditionalAffine = true
     @Option(help: "Flows: dropout rate in the transforms' networks while training, in [0, 1), or `auto`: train without; if that run overfits (early stopping found its best epoch within the first --patience epochs, so it spent as long getting worse as better), train again with dropout \(EstimatorTraining.automaticDropout) and keep the model with the better validation loss.")
     var dropout = "auto"
+    @Option(help: ArgumentHelp("Device memory the training data may take, like 256MB or 2GB; a larger data set streams from the host in batches (float32 .npy files stay memory-mapped) with the same result. Default: half the device's memory (the host's for --device cpu).", valueName: "SIZE"))
+    var maxDeviceMemory: String?
+
+    /// --max-device-memory in bytes: a number with an optional B, KB, MB, GB or TB suffix
+    /// (powers of 1024; KiB, MiB, GiB and TiB too).
+    func deviceMemoryBudget() throws -> Int? {
+        guard let text = maxDeviceMemory?.trimmingCharacters(in: .whitespaces).uppercased() else { return nil }
+        let units: [(String, Double)] = [("TIB", 0x1p40), ("GIB", 0x1p30), ("MIB", 0x1p20), ("KIB", 0x1p10),
+                                         ("TB", 0x1p40), ("GB", 0x1p30), ("MB", 0x1p20), ("KB", 0x1p10), ("B", 1)]
+        let (suffix, scale) = units.first { text.hasSuffix($0.0) } ?? ("", 1)
+        guard let number = Double(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), number >= 0,
+              (number * scale).isFinite, number * scale < 0x1p62 else {
+            throw ValidationError("--max-device-memory \(maxDeviceMemory!): expected a size like 256MB or 2GB")
+        }
+        return Int(number * scale)
+    }
 
     /// The fixed rate, or nil for `auto`.
     func dropoutRate() throws -> Float? {
@@ -62,6 +78,7 @@ struct Train: ParsableCommand {
         guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }
         _ = try hiddenWidths()
         _ = try dropoutRate()
+        _ = try deviceMemoryBudget()
         _ = try embeddingChoice()
     }
 
@@ -132,12 +149,16 @@ struct Train: ParsableCommand {
         policy.options.conditionalAffine = conditionalAffine
         policy.embedding = try embeddingChoice()
         policy.dropout = try dropoutRate()
+        policy.dataBudget = try deviceMemoryBudget()
         try training.apply(to: &policy)
         let directory = try makeDirectory(out)
         let configuration = policy.configuration(rows: thetaMatrix.rows)
         var progress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
         if !training.quiet {
-            printError("training \(method) with \(estimator) on \(backend.kind) (\(backend.deviceName)): \(thetaMatrix.rows) pairs, θ \(thetaMatrix.cols)-d, x \(xMatrix.cols)-d, batch \(configuration.batchSize)")
+            let dataBytes = (thetaMatrix.data.count + xMatrix.data.count) * 4
+            let streams = dataBytes > policy.dataBudget ?? Trainer.defaultDataBudget(backend)
+            printError("training \(method) with \(estimator) on \(backend.kind) (\(backend.deviceName)): \(thetaMatrix.rows) pairs, θ \(thetaMatrix.cols)-d, x \(xMatrix.cols)-d, batch \(configuration.batchSize)"
+                       + (streams ? String(format: "; streaming the %.1f MB of data from the host", Double(dataBytes) / 1e6) : ""))
         }
         let trainingStarted = Date()
         var events = EstimatorTraining.Events()
@@ -150,9 +171,8 @@ struct Train: ParsableCommand {
             progress.update(record)
         }
         events.notice = { progress.finish($0) }
-        let result = try policy.train(theta: thetaMatrix.values, thetaDimension: thetaMatrix.cols, x: xMatrix.values,
-                                      xDimension: xMatrix.cols, backend: backend, checkpointDirectory: directory,
-                                      resume: training.resume, events: events)
+        let result = try policy.train(theta: thetaMatrix.data, x: xMatrix.data, backend: backend,
+                                      checkpointDirectory: directory, resume: training.resume, events: events)
         let (model, history) = (result.estimator, result.history)
         let isFlow = FlowConfiguration.Kind(rawValue: estimator) != nil
         let trainingSeconds = Date().timeIntervalSince(trainingStarted)

@@ -121,6 +121,10 @@ final class CLITests: XCTestCase {
                           "--dropout", "1", "--out", path("bad"), "--quiet"], expectSuccess: false)
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("--dropout"), result.stderr)
+        result = try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"),
+                          "--max-device-memory", "lots", "--out", path("bad"), "--quiet"], expectSuccess: false)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("--max-device-memory lots"), result.stderr)
     }
 
     /// `--dropout auto` trains again with dropout when the first run overfits, keeps the model
@@ -145,6 +149,17 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("once/checkpoint-dropout.safetensors")))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("once/model.safetensors"))),
                        try Data(contentsOf: URL(fileURLWithPath: path("zero/model.safetensors"))))
+    }
+
+    /// A data set over --max-device-memory streams, says so, and trains the same model.
+    func testStreamedTrainingWritesTheSameModel() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        let common = ["train", "--device", "cpu", "--task", "two_moons", "--num-simulations", "600", "--epochs", "3"]
+        try run(common + ["--quiet", "--out", path("memory")])
+        let streamed = try run(common + ["--max-device-memory", "4KB", "--out", path("streamed")])
+        XCTAssertTrue(streamed.stderr.contains("streaming"), streamed.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("memory/model.safetensors"))),
+                       try Data(contentsOf: URL(fileURLWithPath: path("streamed/model.safetensors"))))
     }
 
     /// `--device` words.

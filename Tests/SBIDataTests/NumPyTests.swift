@@ -797,3 +797,32 @@ private extension Data {
         return copy
     }
 }
+
+/// `FloatRows` over arrays and mapped float32 files.
+final class FloatRowsTests: XCTestCase {
+    func testRowsGatherAndMapping() throws {
+        let values = (0..<(400 * 700)).map { Float($0 % 977) - 300.5 }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("rows-\(UUID().uuidString).npy")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try NumPy.write(try NumPyArray(floats: values, shape: [400, 7, 100]), to: url)
+        let mapped = try XCTUnwrap(FloatRows(try NumPy.read(url)))
+        let inMemory = FloatRows(values, cols: 700)
+        XCTAssertTrue(mapped.isMapped)
+        XCTAssertFalse(inMemory.isMapped)
+        for rows in [mapped, inMemory] {
+            XCTAssertEqual(rows.rows, 400)
+            XCTAssertEqual(rows.cols, 700)
+            XCTAssertEqual(rows.rows(3..<5), Array(values[2100..<3500]))
+            var out = [Float](repeating: .nan, count: 3 * 700)
+            out.withUnsafeMutableBufferPointer { rows.gather([399, 0, 7] as [Int32], into: $0.baseAddress!) }
+            XCTAssertEqual(out, Array(values[(399 * 700)..<(400 * 700)] + values[0..<700] + values[(7 * 700)..<(8 * 700)]))
+            XCTAssertNil(rows.firstNonFinite())
+        }
+        var bad = values
+        bad[5 * 700 + 3] = .infinity
+        XCTAssertEqual(FloatRows(bad, cols: 700).firstNonFinite()?.row, 5)
+        XCTAssertEqual(FloatRows(bad, cols: 700).firstNonFinite()?.column, 3)
+        // Other dtypes are not viewed as floats.
+        XCTAssertNil(FloatRows(try NumPyArray(doubles: [1, 2], shape: [2, 1])))
+    }
+}

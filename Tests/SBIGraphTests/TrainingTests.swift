@@ -22,7 +22,7 @@ final class TrainingTests: XCTestCase {
         configuration.schedule = .cosine(minimumFactor: 0.05)
         configuration.learningRate = 1e-2
         let data = try regressionData(rows: 2000)
-        let y = data.columns[1].values.map(Double.init)
+        let y = data.columns[1].values.array.map(Double.init)
         let mean = y.reduce(0, +) / Double(y.count)
         let variance = y.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(y.count)
         let trainer = try Trainer(backend: CPUBackend(), configuration: configuration, data: data,

@@ -5,6 +5,7 @@ import Foundation
 /// compiler vectorizes) for everything else. Runs synchronously, so `synchronize` is free.
 public final class CPUBackend: Backend {
     public let kind = "cpu"
+    public var memoryBytes: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
     public let deviceName: String
     public private(set) var allocationCount = 0
 

@@ -97,6 +97,7 @@ public final class OpenCLBackend: Backend {
     public let kind = "opencl"
     public let device: OpenCLDevice
     public var deviceName: String { device.name }
+    public var memoryBytes: Int { device.globalMemoryBytes }
     public private(set) var allocationCount = 0
     /// Kernel launches enqueued so far (for dispatch-overhead measurements).
     public private(set) var launchCount = 0

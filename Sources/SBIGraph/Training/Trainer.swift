@@ -5,10 +5,13 @@ import SBIBackend
 /// validation split, early stopping that restores the best parameters, and checkpoints that a
 /// killed run resumes from.
 ///
-/// The data is uploaded to the device once. A step gathers its batch on the device from the
-/// epoch's shuffled index list (uploaded once per epoch), replays the planned forward/backward
-/// launches and the Adam launch, and adds the loss to a device accumulator: no allocation and
-/// no host synchronization per step; the losses are read once per epoch.
+/// When the data fits the device budget it is uploaded once, and a step gathers its batch on the
+/// device from the epoch's shuffled index list (uploaded once per epoch), replays the planned
+/// forward/backward launches and the Adam launch, and adds the loss to a device accumulator: no
+/// allocation and no host synchronization per step; the losses are read once per epoch. A data
+/// set larger than the budget (memory-mapped files, see `FloatRows`) is streamed instead: each
+/// step gathers its rows on the host, in the same order, into preallocated staging arrays and
+/// uploads them into the plan's inputs, so the parameters do not depend on the budget.
 ///
 /// With `averagingEpochs`, the Adam step also keeps a moving average of the parameters; the
 /// average is validated and kept as the result, the last iterate decides early stopping.
@@ -45,7 +48,17 @@ public final class Trainer {
     let evalPlans: [(plan: Plan, inputs: [(tensor: Tensor, column: Int)], loss: Tensor, rows: Int)]
     let dataBuffers: [Buffer]
     let columnWidths: [Int]
+    let data: TrainingData
+    /// Whether batches stream from the host (the data exceeds the device budget).
+    public let streamsData: Bool
+    /// The epoch's training rows in step order, on the host (what streaming gathers).
+    var epochOrder: [Int32] = []
+    /// Host staging of streamed batches, one per replica (or evaluation plan) and input.
+    final class Staging { var values: [Float]; init(_ count: Int) { values = [Float](repeating: 0, count: count) } }
+    let replicaStaging: [[Staging]]
+    let evalStaging: [[Staging]]
     let trainIndices: [Int32]
+    let validationOrder: [Int32]
     let validationIndices: Buffer?
     let epochIndices: Buffer
     /// [training loss sum, full-batch validation sum, remainder validation loss, and the same two
@@ -80,10 +93,14 @@ public final class Trainer {
     ///   - lossGraph: builds the scalar loss (a mean over the batch) of a batch of the given size
     ///     into the graph; its inputs are named like the data's columns.
     ///   - splitBatch: run each step as two half-batch replicas; nil decides by `splitsBatch`.
+    ///   - dataBudget: bytes of device memory the data may take; a larger data set streams.
+    ///     nil: `defaultDataBudget` of the backend.
     public init(backend: Backend, configuration: TrainingConfiguration, data: TrainingData,
-                splitBatch: Bool? = nil, lossGraph: (Graph, Int) throws -> Tensor) throws {
+                splitBatch: Bool? = nil, dataBudget: Int? = nil, lossGraph: (Graph, Int) throws -> Tensor) throws {
         self.backend = backend
         self.configuration = configuration
+        self.data = data
+        streamsData = data.byteCount > (dataBudget ?? Trainer.defaultDataBudget(backend))
         let batch = configuration.batchSize
         guard batch > 0, configuration.epochs >= 0 else {
             throw SBIError.invalidArgument("batch size must be positive and epochs non-negative")
@@ -91,6 +108,7 @@ public final class Trainer {
         let split = Trainer.validationSplit(rows: data.rows, configuration: configuration)
         validationRows = split.validation.count
         trainIndices = split.training
+        validationOrder = split.validation
         guard trainIndices.count >= batch else {
             throw SBIError.invalidArgument("\(trainIndices.count) training rows are fewer than one batch of \(batch); lower --batch-size")
         }
@@ -146,7 +164,9 @@ public final class Trainer {
         }
         self.evalPlans = evalPlans
 
-        dataBuffers = try data.columns.map { try backend.makeBuffer($0.values) }
+        dataBuffers = streamsData ? [] : try data.columns.map { try backend.makeBuffer($0.values.array) }
+        replicaStaging = streamsData ? replicas.map { r in r.inputs.map { Staging(r.rows * data.columns[$0.column].cols) } } : []
+        evalStaging = streamsData ? evalPlans.map { e in e.1.map { Staging(e.3 * data.columns[$0.column].cols) } } : []
         columnWidths = data.columns.map(\.cols)
         validationIndices = validationRows > 0 ? try backend.makeBuffer(split.validation) : nil
         epochIndices = try backend.makeBuffer(count: trainIndices.count)
@@ -184,6 +204,26 @@ public final class Trainer {
         try backend.copy(averageValues.view, to: store.values.view)
         defer { try? backend.copy(averageScratch.view, to: store.values.view) }
         return try body()
+    }
+
+    /// The default data budget: half the backend's memory (device memory, or the host's for the
+    /// CPU backend), leaving the rest to activations, parameters and everything else.
+    public static func defaultDataBudget(_ backend: Backend) -> Int { backend.memoryBytes / 2 }
+
+    /// Fills a plan's inputs with data rows `rows` (indices into the data set): a device gather
+    /// from the uploaded columns, or, when streaming, a host gather into `staging` and an upload.
+    func feed(_ plan: Plan, inputs: [(tensor: Tensor, column: Int)], rows: BufferView, hostRows: ArraySlice<Int32>,
+              staging: [Staging]) throws {
+        for (k, (tensor, column)) in inputs.enumerated() {
+            if streamsData {
+                let stage = staging[k]
+                stage.values.withUnsafeMutableBufferPointer { data.columns[column].values.gather(hostRows, into: $0.baseAddress!) }
+                try backend.upload(stage.values, to: try plan.view(of: tensor))
+            } else {
+                try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: rows,
+                                       into: try plan.view(of: tensor))
+            }
+        }
     }
 
     /// Whether a training step runs as two half-batch replicas: on the CPU backend, for batches
@@ -235,18 +275,18 @@ public final class Trainer {
     func runEpoch() throws {
         let batch = configuration.batchSize
         let shuffled = Trainer.permutation(count: trainIndices.count, seed: configuration.seed, stream: UInt64(state.epoch))
-        try backend.upload(shuffled.map { trainIndices[Int($0)] }, to: epochIndices.view)
+        epochOrder = shuffled.map { trainIndices[Int($0)] }
+        if !streamsData { try backend.upload(epochOrder, to: epochIndices.view) }
         try backend.fill(accumulators.view, value: 0)
         let lossSum = accumulators.view(offset: 0, count: 1)
         let lossViews = try replicas.map { try $0.plan.view(of: $0.loss) }
         for step in 0..<stepsPerEpoch {
             func run(_ r: Int) throws {
                 let replica = replicas[r]
-                let indices = epochIndices.view(offset: step * batch + r * replica.rows, count: replica.rows)
-                for (tensor, column) in replica.inputs {
-                    try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
-                                           into: try replica.plan.view(of: tensor))
-                }
+                let first = step * batch + r * replica.rows
+                try feed(replica.plan, inputs: replica.inputs,
+                         rows: epochIndices.view(offset: first, count: replica.rows),
+                         hostRows: epochOrder[first..<(first + replica.rows)], staging: streamsData ? replicaStaging[r] : [])
                 try fillDropoutMasks(replica, replicaIndex: r)
                 try replica.plan.run()
             }
@@ -303,12 +343,10 @@ public final class Trainer {
         var start = 0
         while start < validationRows {
             let rows = min(batch, validationRows - start)
-            guard let eval = evalPlans.first(where: { $0.rows == rows }) else { break }
-            let indices = validationIndices.view(offset: start, count: rows)
-            for (tensor, column) in eval.inputs {
-                try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: indices,
-                                       into: try eval.plan.view(of: tensor))
-            }
+            guard let e = evalPlans.firstIndex(where: { $0.rows == rows }) else { break }
+            let eval = evalPlans[e]
+            try feed(eval.plan, inputs: eval.inputs, rows: validationIndices.view(offset: start, count: rows),
+                     hostRows: validationOrder[start..<(start + rows)], staging: streamsData ? evalStaging[e] : [])
             try eval.plan.run()
             let slot = accumulators.view(offset: rows == batch ? first : first + 1, count: 1)
             try backend.binary(.add, slot, try eval.plan.view(of: eval.loss), slot, rows: 1, cols: 1, broadcast: .none)

@@ -1,4 +1,5 @@
 import Foundation
+import SBIData
 
 /// How the learning rate moves over training.
 public enum LearningRateSchedule: Codable, Equatable, Sendable, CustomStringConvertible {
@@ -72,17 +73,20 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     }
 }
 
-/// Named columns of equal row count: the in-memory dataset a model trains on. Column names
-/// match the graph's input names.
+/// Named columns of equal row count: the data set a model trains on, in memory or mapped from
+/// files (see `FloatRows`; the trainer streams it in batches when it does not fit its device
+/// budget). Column names match the graph's input names.
 public struct TrainingData {
     public struct Column {
         public let name: String
-        public let values: [Float]
-        public let cols: Int
-        public init(name: String, values: [Float], cols: Int) {
+        public let values: FloatRows
+        public var cols: Int { values.cols }
+        public init(name: String, values: FloatRows) {
             self.name = name
             self.values = values
-            self.cols = cols
+        }
+        public init(name: String, values: [Float], cols: Int) {
+            self.init(name: name, values: FloatRows(values, cols: cols))
         }
     }
 
@@ -93,18 +97,21 @@ public struct TrainingData {
         guard let first = columns.first, first.cols > 0 else {
             throw SBIError.invalidArgument("training data needs at least one non-empty column")
         }
-        let rows = first.values.count / first.cols
+        let rows = first.values.rows
         for c in columns {
-            guard c.cols > 0, c.values.count == rows * c.cols else {
+            guard c.values.rows == rows else {
                 throw SBIError.sizeMismatch("column \(c.name) has \(c.values.count) values; expected \(rows)×\(c.cols) like \(first.name)")
             }
-            if let bad = c.values.firstIndex(where: { !$0.isFinite }) {
-                throw SBIError.invalidArgument("column \(c.name) has a non-finite value at row \(bad / c.cols), feature \(bad % c.cols)")
+            if let bad = c.values.firstNonFinite() {
+                throw SBIError.invalidArgument("column \(c.name) has a non-finite value at row \(bad.row), feature \(bad.column)")
             }
         }
         self.columns = columns
         self.rows = rows
     }
+
+    /// Bytes the columns take.
+    public var byteCount: Int { columns.reduce(0) { $0 + $1.values.count * 4 } }
 }
 
 import SBIBackend

@@ -1,4 +1,5 @@
 import Foundation
+import SBIData
 import SBIBackend
 import SBIGraph
 import SBIModels
@@ -32,6 +33,9 @@ public struct EstimatorTraining: Sendable {
     public var validationFraction = 0.1
     public var patience = 20
     public var seed: UInt64 = 0
+    /// Bytes of device memory the training data may take; a larger set streams from the host
+    /// (memory-mapped files stay on disk). nil: half the backend's memory.
+    public var dataBudget: Int?
 
     public init() {}
 
@@ -107,7 +111,17 @@ public struct EstimatorTraining: Sendable {
               theta.count / thetaDimension == x.count / xDimension else {
             throw SBIError.sizeMismatch("θ (\(theta.count) values of \(thetaDimension)) and x (\(x.count) values of \(xDimension)) must have as many rows")
         }
-        let rows = theta.count / thetaDimension
+        return try train(theta: FloatRows(theta, cols: thetaDimension), x: FloatRows(x, cols: xDimension),
+                         backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
+    }
+
+    /// The same from rows that may be memory-mapped files (`FloatRows(NumPyArray)`).
+    public func train(theta: FloatRows, x: FloatRows, backend: Backend, checkpointDirectory: URL? = nil,
+                      resume: Bool = false, events: Events = Events()) throws -> Result {
+        guard theta.rows == x.rows else {
+            throw SBIError.sizeMismatch("θ has \(theta.rows) rows and x \(x.rows); each row of θ must pair with a row of x")
+        }
+        let rows = theta.rows, thetaDimension = theta.cols, xDimension = x.cols
         let (features, context) = method == .npe ? (thetaDimension, xDimension) : (xDimension, thetaDimension)
         let (y, c) = method == .npe ? (theta, x) : (x, theta)
         var options = self.options
@@ -117,7 +131,8 @@ public struct EstimatorTraining: Sendable {
         func attempt(_ index: Int, _ options: EstimatorOptions, _ file: String) throws -> (DensityEstimator, [EpochRecord]) {
             let model = try Estimators.make(estimator, features: features, contextFeatures: context, backend: backend,
                                             options: options)
-            let history = try model.fit(y, context: c, configuration: configuration,
+            (model as? NeuralEstimator)?.dataBudget = dataBudget
+            let history = try model.fit(rows: y, context: c, configuration: configuration,
                                         checkpoint: checkpointDirectory?.appendingPathComponent(file), resume: resume,
                                         progress: { events.epoch(index, $0) })
             return (model, history)

@@ -59,8 +59,9 @@ public struct Flow: NeuralDensity {
 
     /// ActNorm's data-dependent initialization: each ActNorm layer, in order, gets the bias and
     /// scale that standardize what reaches it from (up to 2048 rows of) the data.
-    public func initialize(store: ParameterStore, y: [Float], context: [Float]?) throws {
-        let rows = min(2048, y.count / features)
+    public func initialize(store: ParameterStore, data: InitializationData) throws {
+        let rows = min(2048, data.rows)
+        let y = data.y(0..<rows), context = data.context(0..<rows)
         for (index, bijector) in bijectors.enumerated() {
             guard let actNorm = bijector as? ActNorm else { continue }
             let graph = Graph()
@@ -68,8 +69,8 @@ public struct Flow: NeuralDensity {
             let c = contextFeatures > 0 ? graph.input("context", rows: rows, cols: contextFeatures) : nil
             let (h, _) = try pushForward(input, context: c, through: index, in: graph)
             let plan = try Plan(graph: graph, backend: store.backend, outputs: [h], parameters: store)
-            try plan.feed(input, Array(y.prefix(rows * features)))
-            if let c, let context { try plan.feed(c, Array(context.prefix(rows * contextFeatures))) }
+            try plan.feed(input, y)
+            if let c, let context { try plan.feed(c, context) }
             try plan.run()
             let statistics = Standardize.fit(try plan.read(h), cols: features)
             try store.write(actNorm.biasName, statistics.mean.map { -$0 })

@@ -1,4 +1,5 @@
 import Foundation
+import SBIData
 import SBIBackend
 import SBIGraph
 
@@ -72,6 +73,14 @@ public struct Standardize: Bijector {
     }
     /// Mean and standard deviation of each column of a rows×cols array; constant columns get σ = 1.
     public static func fit(_ values: [Float], cols: Int) -> Standardize {
+        values.withUnsafeBufferPointer { fit($0, cols: cols) }
+    }
+
+    public static func fit(_ rows: FloatRows) -> Standardize {
+        rows.withUnsafeBufferPointer { fit($0, cols: rows.cols) }
+    }
+
+    static func fit(_ values: UnsafeBufferPointer<Float>, cols: Int) -> Standardize {
         let rows = max(1, values.count / max(cols, 1))
         var mean = [Double](repeating: 0, count: cols), square = [Double](repeating: 0, count: cols)
         for r in 0..<rows {
