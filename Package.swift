@@ -6,7 +6,8 @@ import PackageDescription
 //   -> SBIData (files: NumPy .npy/.npz, safetensors, atomic writes; no compute)
 //   -> SBIBackend (OpenCL runtime, the Backend protocol and its CPU + OpenCL implementations of the
 //      core ops; the public launch API through which every other module runs its own kernels)
-//   -> SBIGraph (N-D graph IR, primitives with their vjps, autodiff, scheduler, optimizer, checkpoints)
+//   -> SBIGraph (N-D graph IR, primitives with their vjps, autodiff, scheduler, the Adam op with its
+//      kernel, training with streamed batches, checkpoints)
 //   -> SBIModels (density estimators: flows, MDN, GMM; the coupling and spline ops with their kernels)
 //   -> SBIInference (priors, simulators with their kernels, NPE/NLE/ABC, diagnostics)
 //   -> sbi-gpu (the command line, one type per subcommand).
@@ -41,7 +42,8 @@ let package = Package(
                 path: "Sources/SBIBackend",
                 swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
                 plugins: ["EmbedKernels"]),
-        .target(name: "SBIGraph", dependencies: ["SBIData", "SBIBackend"], path: "Sources/SBIGraph"),
+        .target(name: "SBIGraph", dependencies: ["SBIData", "SBIBackend"], path: "Sources/SBIGraph",
+                plugins: ["EmbedKernels"]),
         .target(name: "SBIModels", dependencies: ["SBIBackend", "SBIGraph"], path: "Sources/SBIModels",
                 plugins: ["EmbedKernels"]),
         .target(name: "SBIInference", dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels"],

@@ -32,8 +32,8 @@ public struct Epilogue {
 }
 
 /// The operations every backend implements: memory, transfers, GEMM and the core element-wise,
-/// reduction, layout and RNG operations. Ops with kernels of their own (coupling layers, splines,
-/// renderers) live in the modules that own their meaning and launch through `CPUBackend.pointer`
+/// reduction, layout and RNG operations. Ops with kernels of their own live in the
+/// modules that own their meaning and launch through `CPUBackend.pointer`
 /// and `OpenCLBackend.launch`; `run(_:cpu:openCL:)` picks the twin for a backend.
 ///
 /// Every backend implements these with the same semantics and results within float
@@ -108,43 +108,6 @@ public protocol Backend: AnyObject {
     func broadcast(_ b: BufferView, into out: BufferView, rows: Int, cols: Int, broadcast: Broadcast) throws
     /// out[0] = Σ x[i]², for global-norm gradient clipping without a host round trip.
     func sumOfSquares(_ x: BufferView, into out: BufferView) throws
-    /// One Adam (or AdamW, when weightDecay > 0) step over flat parameter, gradient and moment
-    /// arrays, with PyTorch's formulas. When `gradientSquaredNorm` is given (a 1-element view
-    /// holding Σg²), gradients are first scaled by min(1, maxGradientNorm / ‖g‖). When `average`
-    /// is given, it moves toward the updated parameters: a += (1 − hyper.averageDecay)·(p − a),
-    /// in the same pass (an exponential moving average of the iterates costs no extra launch).
-    func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
-                  secondMoment: BufferView, hyper: AdamHyperparameters,
-                  gradientSquaredNorm: BufferView?, maxGradientNorm: Float, average: BufferView?) throws
-}
-
-/// The scalars of one Adam step. `step` counts from 1 (it sets the bias corrections).
-public struct AdamHyperparameters: Sendable, Equatable {
-    public var learningRate: Float
-    public var beta1: Float = 0.9
-    public var beta2: Float = 0.999
-    public var epsilon: Float = 1e-8
-    /// Decoupled weight decay (AdamW); 0 gives plain Adam.
-    public var weightDecay: Float = 0
-    public var step: Int = 1
-    /// The parameter average's decay, when `adamStep` is given an average.
-    public var averageDecay: Float = 0
-
-    public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0, step: Int = 1, averageDecay: Float = 0) {
-        self.learningRate = learningRate
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
-        self.weightDecay = weightDecay
-        self.step = step
-        self.averageDecay = averageDecay
-    }
-
-    /// 1 − β₁ᵗ and 1 − β₂ᵗ, computed in double so that late steps stay exact.
-    public var biasCorrections: (Float, Float) {
-        (Float(1 - Foundation.pow(Double(beta1), Double(step))), Float(1 - Foundation.pow(Double(beta2), Double(step))))
-    }
 }
 
 import Foundation
@@ -158,14 +121,6 @@ public extension Backend {
         try gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                  a: a, b: b, beta: beta, c: c, epilogue: .none)
     }
-    /// An Adam step without a parameter average.
-    func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
-                  secondMoment: BufferView, hyper: AdamHyperparameters,
-                  gradientSquaredNorm: BufferView?, maxGradientNorm: Float) throws {
-        try adamStep(parameters: parameters, gradients: gradients, firstMoment: firstMoment, secondMoment: secondMoment,
-                     hyper: hyper, gradientSquaredNorm: gradientSquaredNorm, maxGradientNorm: maxGradientNorm, average: nil)
-    }
-
     /// A buffer holding `values`.
     func makeBuffer<T: BitwiseCopyable>(_ values: [T]) throws -> Buffer {
         let buffer = try makeBuffer(count: values.count)

@@ -1,7 +1,7 @@
 import Foundation
 
-/// What `--device` names: an OpenCL device index, the OpenBLAS CPU backend, or the default
-/// (the first GPU, else the CPU backend).
+/// Which backend to compute on: an OpenCL device by index, the OpenBLAS CPU backend, or the
+/// default (the first GPU, else the CPU backend).
 public enum DeviceSelection: Equatable, Sendable, CustomStringConvertible {
     case automatic
     case cpu

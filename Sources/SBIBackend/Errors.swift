@@ -6,7 +6,7 @@ public enum SBIError: Error, CustomStringConvertible, Equatable {
     case openCL(call: String, code: Int32)
     /// A kernel program failed to compile; `log` is the driver's full build log.
     case programBuild(program: String, options: String, log: String)
-    /// `--device N` named a device that does not exist; `available` lists what does.
+    /// An OpenCL device index that does not exist; `available` lists what does.
     case deviceOutOfRange(requested: Int, available: [String])
     /// Two operands or a buffer and a view disagree in size.
     case sizeMismatch(String)
@@ -23,7 +23,7 @@ public enum SBIError: Error, CustomStringConvertible, Equatable {
         case let .deviceOutOfRange(requested, available):
             let list = available.isEmpty ? "no OpenCL devices are present" :
                 "available: " + available.joined(separator: "; ")
-            return "device \(requested) does not exist (\(list)); use --device cpu for the OpenBLAS backend"
+            return "OpenCL device \(requested) does not exist (\(list)); the OpenBLAS CPU backend needs none"
         case let .sizeMismatch(what): return "size mismatch: \(what)"
         case let .foreignBuffer(what): return "buffer belongs to another backend: \(what)"
         case let .invalidArgument(what): return what

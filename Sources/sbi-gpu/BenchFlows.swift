@@ -105,7 +105,7 @@ struct BenchFlows: ParsableCommand {
         let trainSeconds = try time(backend) {
             try train.run()
             step += 1
-            try backend.adamStep(parameters: store.values.view, gradients: store.gradients.view,
+            try AdamStep.run(on: backend, parameters: store.values.view, gradients: store.gradients.view,
                                  firstMoment: store.firstMoment.view, secondMoment: store.secondMoment.view,
                                  hyper: AdamHyperparameters(learningRate: 1e-4, step: step),
                                  gradientSquaredNorm: nil, maxGradientNorm: 0)

@@ -51,6 +51,11 @@ struct DeviceOptions: ParsableArguments {
             let (backend, notice) = try device.makeBackend()
             if let notice { printError("notice: \(notice)") }
             return backend
+        } catch let error as SBIError {
+            if case .deviceOutOfRange = error {
+                throw ValidationError("--device \(device): \(error); use --device cpu for the OpenBLAS backend")
+            }
+            throw ValidationError("--device \(device): \(error)")
         } catch {
             throw ValidationError("--device \(device): \(error)")
         }

@@ -109,7 +109,7 @@ final class CLITests: XCTestCase {
         // A device index that does not exist lists what does.
         result = try run(["train", "--device", "99", "--num-simulations", "100", "--out", path("bad")], expectSuccess: false)
         XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.contains("device 99 does not exist"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("device 99 does not exist") && result.stderr.contains("--device cpu"), result.stderr)
         // An unknown task and a bad prior spec.
         result = try run(["simulate", "--task", "nope", "--out", path("c")], expectSuccess: false)
         XCTAssertTrue(result.stderr.contains("two_moons"), result.stderr)

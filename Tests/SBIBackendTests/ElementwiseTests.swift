@@ -26,23 +26,7 @@ enum ElemFixture {
     static var cpu: CPUBackend { TestBackends.cpu }
 
     /// SplitMix64: the test inputs, reproducible and independent of the engine's Philox.
-    struct Inputs {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func uniform(_ low: Float, _ high: Float) -> Float {
-            low + (high - low) * Float(next() >> 40) * 0x1p-24
-        }
-        mutating func floats(_ count: Int, _ low: Float, _ high: Float) -> [Float] {
-            (0..<count).map { _ in uniform(low, high) }
-        }
-    }
+    typealias Inputs = SplitMix64
 
     /// `values` placed at element `offset` of a new buffer with `slack` sentinel elements after
     /// them: returns the buffer and the view of the values.

@@ -49,7 +49,7 @@ final class ErrorTests: XCTestCase {
             for device in devices {
                 XCTAssertTrue(text.contains("\(device.index): \(device.name)"), "'\(text)' lacks device \(device.index)")
             }
-            XCTAssertTrue(text.contains("--device cpu"), text)
+            XCTAssertTrue(text.contains("CPU backend"), text)
             XCTAssertEqual((error as Error?)?.localizedDescription, error?.description)
         }
     }

@@ -288,151 +288,6 @@ final class TrainingOpsTests: XCTestCase {
         T.assertAgree(try checkSumOfSquares(on: T.cpu), try checkSumOfSquares(on: cl), rtol: 4e-6, atol: 0, "sumOfSquares")
     }
 
-    // MARK: Adam
-
-    /// torch.optim.Adam (weightDecay 0) / torch.optim.AdamW, preceded by
-    /// torch.nn.utils.clip_grad_norm_ when maxNorm is given, in double precision.
-    struct ReferenceAdam {
-        var p: [Double], m: [Double], v: [Double]
-        /// m's terms summed in absolute value: the scale of its rounding error when they cancel.
-        var mScale: [Double]
-        let lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double
-        /// The parameter average, kept when the case sets an averageDecay.
-        var a: [Double]
-        let averageDecay: Double
-        var step = 0
-
-        init(_ parameters: [Float], _ h: AdamHyperparameters) {
-            p = parameters.map(Double.init)
-            m = [Double](repeating: 0, count: parameters.count)
-            v = m
-            mScale = m
-            (lr, beta1, beta2, eps, weightDecay) = (Double(h.learningRate), Double(h.beta1), Double(h.beta2),
-                                                    Double(h.epsilon), Double(h.weightDecay))
-            a = p
-            averageDecay = Double(h.averageDecay)
-        }
-
-        mutating func update(_ gradient: [Float], maxNorm: Double?) {
-            var g = gradient.map(Double.init)
-            if let maxNorm {
-                let total = g.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                let coefficient = min(maxNorm / (total + 1e-6), 1)  // clip_coef_clamped
-                g = g.map { $0 * coefficient }
-            }
-            step += 1
-            let bias1 = 1 - Foundation.pow(beta1, Double(step)), bias2 = 1 - Foundation.pow(beta2, Double(step))
-            for i in p.indices {
-                p[i] *= 1 - lr * weightDecay                       // AdamW's decoupled decay
-                m[i] += (g[i] - m[i]) * (1 - beta1)                // exp_avg.lerp_(grad, 1 - beta1)
-                mScale[i] = beta1 * mScale[i] + (1 - beta1) * abs(g[i])
-                v[i] = v[i] * beta2 + (1 - beta2) * g[i] * g[i]    // exp_avg_sq.mul_(beta2).addcmul_(...)
-                let denominator = v[i].squareRoot() / bias2.squareRoot() + eps
-                p[i] -= lr / bias1 * m[i] / denominator
-                a[i] = averageDecay * a[i] + (1 - averageDecay) * p[i]
-            }
-        }
-    }
-
-    struct AdamCase {
-        var name: String
-        var hyper: AdamHyperparameters
-        /// Clip to this global norm (through sumOfSquares on the backend), or none.
-        var maxNorm: Float?
-        /// Gradient scale per step: big steps trip the clip, small ones do not.
-        var scales: [Float] = [1, 1, 1, 1, 1]
-    }
-
-    static let adamCases = [
-        AdamCase(name: "Adam", hyper: AdamHyperparameters(learningRate: 1e-2)),
-        AdamCase(name: "AdamW", hyper: AdamHyperparameters(learningRate: 3e-3, beta1: 0.8, beta2: 0.95, epsilon: 1e-6,
-                                                          weightDecay: 0.1)),
-        AdamCase(name: "Adam+clip", hyper: AdamHyperparameters(learningRate: 1e-2), maxNorm: 5,
-                 scales: [10, 0.01, 3, 0.02, 1]),
-        AdamCase(name: "Adam+average", hyper: AdamHyperparameters(learningRate: 1e-2, averageDecay: 0.7)),
-        AdamCase(name: "AdamW+clip+average", hyper: AdamHyperparameters(learningRate: 5e-2, beta1: 0.5, beta2: 0.9, epsilon: 1e-8,
-                                                               weightDecay: 0.3, averageDecay: 0.95),
-                 maxNorm: 1, scales: [0.001, 50, 0.001, 2, 0.0004]),
-    ]
-
-    /// Five steps of each case on `backend`, compared with ReferenceAdam after every step.
-    /// Returns the final parameters and moments.
-    func checkAdam(on backend: Backend, count: Int = 1000, file: StaticString = #filePath, line: UInt = #line) throws -> [[Float]] {
-        var results: [[Float]] = []
-        for testCase in Self.adamCases {
-            var random = TrainingRandom(seed: 14)
-            let initial = (0..<count).map { _ in random.uniform(-1, 1) }
-            var reference = ReferenceAdam(initial, testCase.hyper)
-            let arena = try TrainingArena(backend, capacity: 5 * count + 80)
-            let p = try arena.place(initial), g = try arena.output(count)
-            let m = try arena.place([Float](repeating: 0, count: count)), v = try arena.place([Float](repeating: 0, count: count))
-            let norm = try arena.output(1)
-            let average = testCase.hyper.averageDecay > 0 ? try arena.place(initial) : nil
-            for (index, scale) in testCase.scales.enumerated() {
-                // Components of very different sizes, some zero, so eps and the clip both matter.
-                let gradient: [Float] = (0..<count).map { i in
-                    i % 97 == 0 ? 0 : scale * random.uniform(-1, 1) * (i % 3 == 0 ? 1e-4 : 1)
-                }
-                try backend.upload(gradient, to: g)
-                var hyper = testCase.hyper
-                hyper.step = index + 1
-                if let maxNorm = testCase.maxNorm {
-                    try backend.sumOfSquares(g, into: norm)
-                    try backend.adamStep(parameters: p, gradients: g, firstMoment: m, secondMoment: v, hyper: hyper,
-                                         gradientSquaredNorm: norm, maxGradientNorm: maxNorm, average: average)
-                } else {
-                    try backend.adamStep(parameters: p, gradients: g, firstMoment: m, secondMoment: v, hyper: hyper,
-                                         gradientSquaredNorm: nil, maxGradientNorm: .infinity, average: average)
-                }
-                reference.update(gradient, maxNorm: testCase.maxNorm.map(Double.init))
-                let what = "\(testCase.name) step \(index + 1) on \(backend.kind)"
-                T.assertClose(try backend.download(p), reference.p, rtol: 2e-6, atol: 2e-6, what + ": parameters",
-                              file: file, line: line)
-                T.assertClose(try backend.download(m), reference.m, rtol: 1e-5, atol: 1e-12, scale: reference.mScale,
-                              what + ": first moment", file: file, line: line)
-                T.assertClose(try backend.download(v), reference.v, rtol: 1e-5, atol: 1e-20, what + ": second moment",
-                              file: file, line: line)
-                if let average {
-                    T.assertClose(try backend.download(average), reference.a, rtol: 2e-6, atol: 2e-6, what + ": average",
-                                  file: file, line: line)
-                }
-            }
-            try arena.checkGuards("\(testCase.name) on \(backend.kind)", file: file, line: line)
-            results += [try backend.download(p), try backend.download(m), try backend.download(v)]
-            if let average { results.append(try backend.download(average)) }
-        }
-        return results
-    }
-
-    func testAdamMatchesPyTorchOnCPU() throws {
-        _ = try checkAdam(on: T.cpu)
-    }
-
-    func testAdamMatchesPyTorchOnCPUAcrossCoresWithScalarTail() throws {
-        // Large enough to be split across cores; not a multiple of the 8-wide vector.
-        _ = try checkAdam(on: T.cpu, count: 70_003)
-    }
-
-    func testAdamMatchesPyTorchOnOpenCLAndCPU() throws {
-        let cl = try T.openCL()
-        let onCL = try checkAdam(on: cl), onCPU = try checkAdam(on: T.cpu)
-        for (a, b) in zip(onCPU, onCL) { T.assertAgree(a, b, rtol: 2e-6, atol: 1e-7, "Adam CPU vs OpenCL") }
-    }
-
-    func testAdamFirstStepIsSignedLearningRate() throws {
-        // At step 1 the bias-corrected update is lr·g/(|g| + eps): ±lr for |g| ≫ eps, on any backend.
-        var backends: [Backend] = [T.cpu]
-        if let cl = try? T.openCL() { backends.append(cl) }
-        for backend in backends {
-            let p = try backend.makeBuffer([1, 1, 1, 1] as [Float]), g = try backend.makeBuffer([2, -3, 0, 1e-3] as [Float])
-            let m = try backend.makeBuffer([0, 0, 0, 0] as [Float]), v = try backend.makeBuffer([0, 0, 0, 0] as [Float])
-            try backend.adamStep(parameters: p.view, gradients: g.view, firstMoment: m.view, secondMoment: v.view,
-                                 hyper: AdamHyperparameters(learningRate: 0.1), gradientSquaredNorm: nil, maxGradientNorm: 0)
-            T.assertClose(try backend.download(p.view), [0.9, 1.1, 1, 1 - 0.1 * 1e-3 / (1e-3 + 1e-8)], rtol: 1e-6, atol: 1e-7,
-                          "first Adam step on \(backend.kind)")
-        }
-    }
-
     // MARK: refusals
 
     /// Calls that must be refused identically by both backends, with the error they must raise.
@@ -440,7 +295,6 @@ final class TrainingOpsTests: XCTestCase {
         let four = try b.makeBuffer(count: 4).view, six = try b.makeBuffer(count: 6).view
         let twelve = try b.makeBuffer(count: 12).view, one = try b.makeBuffer(count: 1).view
         let indices = try b.makeBuffer([0, 1] as [Int32]).view
-        let hyper = AdamHyperparameters(learningRate: 1e-3)
         return [
             ("unaryGradient y", { try b.unaryGradient(.tanh, x: four, y: six, gradient: four, into: four, parameter: 0) }),
             ("unaryGradient gradient", { try b.unaryGradient(.exp, x: four, y: four, gradient: six, into: four, parameter: 0) }),
@@ -463,26 +317,6 @@ final class TrainingOpsTests: XCTestCase {
             ("broadcast column", { try b.broadcast(four, into: six, rows: 2, cols: 3, broadcast: .column) }),
             ("broadcast negative", { try b.broadcast(six, into: six, rows: -2, cols: -3, broadcast: .none) }),
             ("sumOfSquares result", { try b.sumOfSquares(six, into: four) }),
-            ("adam gradients", { try b.adamStep(parameters: four, gradients: six, firstMoment: four, secondMoment: four,
-                                                hyper: hyper, gradientSquaredNorm: nil, maxGradientNorm: 1) }),
-            ("adam first moment", { try b.adamStep(parameters: four, gradients: four, firstMoment: one, secondMoment: four,
-                                                   hyper: hyper, gradientSquaredNorm: nil, maxGradientNorm: 1) }),
-            ("adam second moment", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: twelve,
-                                                    hyper: hyper, gradientSquaredNorm: nil, maxGradientNorm: 1) }),
-            ("adam norm", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
-                                           hyper: hyper, gradientSquaredNorm: four, maxGradientNorm: 1) }),
-            ("adam empty norm", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
-                                                 hyper: hyper, gradientSquaredNorm: one.buffer.view(offset: 0, count: 0), maxGradientNorm: 1) }),
-            ("adam step 0", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
-                                             hyper: AdamHyperparameters(learningRate: 1e-3, step: 0),
-                                             gradientSquaredNorm: nil, maxGradientNorm: 1) }),
-            ("adam average", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
-                                              hyper: hyper, gradientSquaredNorm: nil, maxGradientNorm: 0, average: six) }),
-            ("adam average decay", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
-                                                    hyper: AdamHyperparameters(learningRate: 1e-3, averageDecay: 1.5),
-                                                    gradientSquaredNorm: nil, maxGradientNorm: 0, average: four) }),
-            ("adam negative max norm", { try b.adamStep(parameters: four, gradients: four, firstMoment: four, secondMoment: four,
-                                                        hyper: hyper, gradientSquaredNorm: one, maxGradientNorm: -1) }),
         ]
     }
 
@@ -556,82 +390,17 @@ enum TrainingFixture {
     static func openCL() throws -> OpenCLBackend { try TestBackends.openCL() }
     static var cpu: CPUBackend { TestBackends.cpu }
 
-    /// |got − expected| ≤ atol + rtol·max(|expected|, scale), element-wise.
     static func assertClose(_ got: [Float], _ expected: [Double], rtol: Double, atol: Double, scale: [Double]? = nil,
                             _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(got.count, expected.count, what, file: file, line: line)
-        for (i, (g, e)) in zip(got, expected).enumerated()
-        where abs(Double(g) - e) > atol + rtol * max(abs(e), scale?[i] ?? 0) || g.isNaN {
-            XCTFail("\(what): element \(i) is \(g), expected \(e)", file: file, line: line)
-            return
-        }
+        Agreement.assertClose(got, expected, rtol: rtol, atol: atol, scale: scale, what, file: file, line: line)
     }
-
     static func assertAgree(_ a: [Float], _ b: [Float], rtol: Float, atol: Float, _ what: String,
                             file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        for (i, (x, y)) in zip(a, b).enumerated() {
-            if x.isNaN && y.isNaN || x == y { continue }
-            if !(abs(x - y) <= atol + rtol * max(abs(x), abs(y))) {
-                XCTFail("\(what): CPU \(x) vs OpenCL \(y) at \(i)", file: file, line: line)
-                return
-            }
-        }
+        Agreement.assertAgree(a, b, rtol: rtol, atol: atol, what, file: file, line: line)
     }
 }
 
 /// SplitMix64, for reproducible inputs (the generator ElementwiseTests uses).
-typealias TrainingRandom = ElemFixture.Inputs
+typealias TrainingRandom = SplitMix64
 
-/// One buffer holding many operands at odd offsets, with sentinel elements between and around
-/// them; `checkGuards` verifies that no operation wrote outside its output view.
-final class TrainingArena {
-    static let sentinel = Float(bitPattern: 0x7fa5_a5a5)  // a NaN no operation produces
-    let backend: Backend
-    let buffer: Buffer
-    private var next = 3
-    private var owned: [Range<Int>] = []
-
-    init(_ backend: Backend, capacity: Int) throws {
-        self.backend = backend
-        buffer = try backend.makeBuffer(count: capacity + 64)
-        try backend.upload([Float](repeating: Self.sentinel, count: buffer.count), to: buffer.view)
-    }
-
-    private func reserve(_ count: Int) -> BufferView {
-        precondition(next + count + 3 <= buffer.count, "arena too small")
-        let view = buffer.view(offset: next, count: count)
-        owned.append(next ..< next + count)
-        next += count + 3
-        return view
-    }
-
-    func place(_ values: [Float]) throws -> BufferView {
-        let view = reserve(values.count)
-        try backend.upload(values, to: view)
-        return view
-    }
-
-    func place(int32s values: [Int32]) throws -> BufferView {
-        let view = reserve(values.count)
-        try backend.upload(values, to: view)
-        return view
-    }
-
-    /// An output view pre-filled with garbage, so that an element left unwritten shows up.
-    func output(_ count: Int) throws -> BufferView {
-        let view = reserve(count)
-        try backend.upload([Float](repeating: -7777.25, count: count), to: view)
-        return view
-    }
-
-    func checkGuards(_ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let all = try backend.download(buffer.view, as: UInt32.self)
-        var inside = [Bool](repeating: false, count: all.count)
-        for range in owned { for i in range { inside[i] = true } }
-        for i in all.indices where !inside[i] && all[i] != Self.sentinel.bitPattern {
-            XCTFail("\(what): element \(i) outside every view was overwritten", file: file, line: line)
-            return
-        }
-    }
-}
+typealias TrainingArena = GuardedArena

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The CPU twins of Kernels/training.cl: backward element-wise maps, layout copies, Adam.
+/// The CPU twins of Kernels/SBIBackend/training.cl: backward element-wise maps, layout copies, reductions.
 extension CPUBackend {
     public func unaryGradient(_ op: UnaryOp, x: BufferView, y: BufferView, gradient gy: BufferView,
                               into gx: BufferView, parameter: Float) throws {
@@ -92,83 +92,11 @@ extension CPUBackend {
         for i in 0..<x.count { let v = Double(px[i]); s += v * v }
         try pointer(out)[0] = Float(s)
     }
-
-    public func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
-                         secondMoment: BufferView, hyper: AdamHyperparameters,
-                         gradientSquaredNorm: BufferView?, maxGradientNorm: Float, average: BufferView?) throws {
-        try Check.adam(parameters: parameters, gradients: gradients, firstMoment: firstMoment,
-                       secondMoment: secondMoment, hyper: hyper, gradientSquaredNorm: gradientSquaredNorm,
-                       maxGradientNorm: maxGradientNorm, average: average)
-        let p = try pointer(parameters), g = try pointer(gradients)
-        let m = try pointer(firstMoment), v = try pointer(secondMoment)
-        let a = try average.map { try pointer($0) }
-        let clip = try gradientSquaredNorm.map { AdamMath.clipScale(try pointer($0)[0], maxGradientNorm) } ?? 1
-        let (c1, c2) = hyper.biasCorrections
-        // Memory-bound over every parameter (four streams in, three out): split across the
-        // cores and vectorized by hand, since the compiler cannot prove that p, g, m, v don't alias.
-        let count = parameters.count, width = AdamMath.Vector.scalarCount
-        CPUParallel.forEachChunk(count / width, work: count) { range in
-            for block in range {
-                AdamMath.update(p, g, m, v, a, at: block * width, clip, hyper, c1, c2)
-            }
-        }
-        for i in (count / width * width)..<count {
-            AdamMath.update(&p[i], g[i] * clip, &m[i], &v[i], hyper, c1, c2)
-            if let a { a[i] = a[i] + (1 - hyper.averageDecay) * (p[i] - a[i]) }
-        }
-    }
 }
 
 enum UnaryPointers {
     static func int32(_ p: UnsafeMutablePointer<Float>) -> UnsafePointer<Int32> {
         UnsafeRawPointer(p).assumingMemoryBound(to: Int32.self)
-    }
-}
-
-/// Adam's scalar update, shared formula for formula with Kernels/training.cl.
-enum AdamMath {
-    /// torch.nn.utils.clip_grad_norm_: min(1, maxNorm / (‖g‖ + 1e-6)); a NaN norm leaves g as is.
-    @inline(__always)
-    static func clipScale(_ squaredNorm: Float, _ maxNorm: Float) -> Float {
-        let coefficient = maxNorm / (squaredNorm.squareRoot() + 1e-6)
-        return coefficient < 1 ? coefficient : 1
-    }
-
-    typealias Vector = SIMD8<Float>
-
-    /// The same formula on `Vector.scalarCount` consecutive parameters from `i`; element by
-    /// element the roundings are those of the scalar form.
-    @inline(__always)
-    static func update(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>,
-                       _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
-                       _ a: UnsafeMutablePointer<Float>?, at i: Int,
-                       _ clip: Float, _ h: AdamHyperparameters, _ c1: Float, _ c2: Float) {
-        func load(_ x: UnsafeMutablePointer<Float>) -> Vector { UnsafeRawPointer(x + i).loadUnaligned(as: Vector.self) }
-        func store(_ value: Vector, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x + i).storeBytes(of: value, as: Vector.self) }
-        var pv = load(p), mv = load(m), vv = load(v)
-        let gv = load(g) * clip
-        if h.weightDecay > 0 { pv = pv - (h.learningRate * h.weightDecay) * pv }
-        mv = h.beta1 * mv + (1 - h.beta1) * gv
-        vv = h.beta2 * vv + (1 - h.beta2) * (gv * gv)
-        let mHat = mv / c1
-        let vHat = vv / c2
-        pv = pv - (h.learningRate * mHat) / (vHat.squareRoot() + h.epsilon)
-        store(pv, p); store(mv, m); store(vv, v)
-        if let a {
-            let av = load(a)
-            store(av + (1 - h.averageDecay) * (pv - av), a)
-        }
-    }
-
-    @inline(__always)
-    static func update(_ p: inout Float, _ g: Float, _ m: inout Float, _ v: inout Float,
-                       _ h: AdamHyperparameters, _ c1: Float, _ c2: Float) {
-        if h.weightDecay > 0 { p = p - h.learningRate * h.weightDecay * p }
-        m = h.beta1 * m + (1 - h.beta1) * g
-        v = h.beta2 * v + (1 - h.beta2) * (g * g)
-        let mHat = m / c1
-        let vHat = v / c2
-        p = p - h.learningRate * mHat / (vHat.squareRoot() + h.epsilon)
     }
 }
 
@@ -237,29 +165,6 @@ extension Check {
         case .none: try count(b, rows * cols, "broadcast source")
         case .row: try count(b, cols, "row-broadcast source")
         case .column: try count(b, rows, "column-broadcast source")
-        }
-    }
-
-    static func adam(parameters: BufferView, gradients: BufferView, firstMoment: BufferView, secondMoment: BufferView,
-                     hyper: AdamHyperparameters, gradientSquaredNorm: BufferView?, maxGradientNorm: Float,
-                     average: BufferView?) throws {
-        try same(parameters, gradients, "adam parameters/gradients")
-        if let average {
-            try same(parameters, average, "adam parameters/average")
-            guard hyper.averageDecay >= 0, hyper.averageDecay <= 1 else {
-                throw SBIError.invalidArgument("adam: averageDecay \(hyper.averageDecay) must be in [0, 1]")
-            }
-        }
-        try same(parameters, firstMoment, "adam parameters/first moment")
-        try same(parameters, secondMoment, "adam parameters/second moment")
-        guard hyper.step >= 1 else {
-            throw SBIError.invalidArgument("adam: step \(hyper.step); steps count from 1")
-        }
-        if let norm = gradientSquaredNorm {
-            try count(norm, 1, "adam gradient squared norm")
-            guard maxGradientNorm >= 0 else {
-                throw SBIError.invalidArgument("adam: maxGradientNorm \(maxGradientNorm) must be ≥ 0")
-            }
         }
     }
 }

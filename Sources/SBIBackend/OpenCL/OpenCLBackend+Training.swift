@@ -47,21 +47,4 @@ extension OpenCLBackend {
         try launch("training", "sum_of_squares", options: "-DWG=\(wg)", global: wg, local: wg,
                    [.view(x), .int(x.count), .view(out)])
     }
-
-    public func adamStep(parameters: BufferView, gradients: BufferView, firstMoment: BufferView,
-                         secondMoment: BufferView, hyper: AdamHyperparameters,
-                         gradientSquaredNorm: BufferView?, maxGradientNorm: Float, average: BufferView?) throws {
-        try Check.adam(parameters: parameters, gradients: gradients, firstMoment: firstMoment,
-                       secondMoment: secondMoment, hyper: hyper, gradientSquaredNorm: gradientSquaredNorm,
-                       maxGradientNorm: maxGradientNorm, average: average)
-        let (c1, c2) = hyper.biasCorrections
-        let norm = gradientSquaredNorm ?? gradients.buffer.view(offset: 0, count: 0)
-        let averaged = average ?? parameters  // unread when there is no average
-        try launch("training", "adam_step", global: parameters.count,
-                   [.view(parameters), .view(gradients), .view(firstMoment), .view(secondMoment),
-                    .int(parameters.count), .float(hyper.learningRate), .float(hyper.beta1), .float(hyper.beta2),
-                    .float(hyper.epsilon), .float(hyper.weightDecay), .float(c1), .float(c2),
-                    .int(gradientSquaredNorm == nil ? 0 : 1), .view(norm), .float(maxGradientNorm),
-                    .int(average == nil ? 0 : 1), .view(averaged), .float(hyper.averageDecay)])
-    }
 }

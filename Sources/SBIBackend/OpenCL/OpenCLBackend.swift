@@ -31,7 +31,7 @@ public struct GEMMParameters: Hashable, Sendable, CustomStringConvertible {
     /// GPUs: 64×64 tiles staged in local memory with coalesced loads, 16×16 items of 4×4 outputs
     /// (one float4 per row), 32-deep k steps; small enough tiles that a 256-row product still
     /// fills many cores. On an H200 this measured 17 TFLOP/s at 1024³ and 21 at 2048³ (vs 13 and
-    /// 21 with KWG=16, 10 and 29 with 128×128 tiles, which halve the flow-shaped products).
+    /// 21 with KWG=16, 10 and 29 with 128×128 tiles, which halve the batch × hidden-width products).
     public static let gpu = GEMMParameters(mwg: 64, nwg: 64, kwg: 32, mdimc: 16, ndimc: 16, vwn: 4,
                                            localA: true, localB: true, localBWhenTransposed: true)
     /// CPUs (PoCL): no local memory, each item an 8×16 register block (eight float16

@@ -306,7 +306,7 @@ public final class Trainer {
             let clip = configuration.maxGradientNorm
             if clip != nil { try backend.sumOfSquares(store.gradients.view, into: squaredNorm.view) }
             state.step += 1
-            try backend.adamStep(parameters: store.values.view, gradients: store.gradients.view,
+            try AdamStep.run(on: backend, parameters: store.values.view, gradients: store.gradients.view,
                                  firstMoment: store.firstMoment.view, secondMoment: store.secondMoment.view,
                                  hyper: AdamHyperparameters(learningRate: learningRate(step: state.step - 1),
                                                             weightDecay: configuration.weightDecay, step: state.step,

@@ -238,7 +238,7 @@ final class MLPBinaryClassifier {
                 try backend.gatherRows(yBuffer.view, columns: 1, indices: indices, into: yViews[k]!)
                 try plan.run()
                 step += 1
-                try backend.adamStep(parameters: store.values.view, gradients: store.gradients.view,
+                try AdamStep.run(on: backend, parameters: store.values.view, gradients: store.gradients.view,
                                      firstMoment: store.firstMoment.view, secondMoment: store.secondMoment.view,
                                      hyper: AdamHyperparameters(learningRate: config.learningRate, step: step),
                                      gradientSquaredNorm: nil, maxGradientNorm: 0)
