@@ -96,24 +96,8 @@ final class ElementwiseTests: XCTestCase {
 
     // MARK: unary
 
-    /// The reference in double and the relative tolerance (see the header) of each op.
-    static func reference(_ op: UnaryOp, _ x: Double, _ slope: Double) -> Double {
-        switch op {
-        case .identity: return x
-        case .exp: return Foundation.exp(x)
-        case .log: return Foundation.log(x)
-        case .tanh: return Foundation.tanh(x)
-        case .relu: return x > 0 ? x : 0
-        case .leakyRelu: return x > 0 ? x : slope * x
-        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
-        // log(1 + eˣ) in double; past x = 700 eˣ overflows double, and log1p(e⁻ˣ) < 10⁻³⁰⁰ is lost in x.
-        case .softplus: return x > 700 ? x : Foundation.log1p(Foundation.exp(x))
-        case .square: return x * x
-        case .negate: return -x
-        case .abs: return Swift.abs(x)
-        case .sqrt: return x.squareRoot()
-        }
-    }
+    /// The reference in double (`DoubleReference`); the relative tolerance (see the header) of each op.
+    static func reference(_ op: UnaryOp, _ x: Double, _ slope: Double) -> Double { DoubleReference.unary(op, x, slope) }
 
     static func tolerance(_ op: UnaryOp) -> Double {
         switch op {

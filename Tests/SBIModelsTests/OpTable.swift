@@ -1,5 +1,6 @@
 import Foundation
 import SBIBackend
+import SBITestSupport
 @testable import SBIGraph
 @testable import SBIModels
 
@@ -19,31 +20,8 @@ struct OpCase {
 
 /// Double-precision references of the ops, loop for loop.
 enum Reference {
-    static func unary(_ op: UnaryOp, _ x: Double, _ p: Double) -> Double {
-        switch op {
-        case .identity: return x
-        case .exp: return Foundation.exp(x)
-        case .log: return Foundation.log(x)
-        case .tanh: return Foundation.tanh(x)
-        case .relu: return max(x, 0)
-        case .leakyRelu: return x > 0 ? x : p * x
-        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
-        case .softplus: return max(x, 0) + Foundation.log1p(Foundation.exp(-abs(x)))
-        case .square: return x * x
-        case .negate: return -x
-        case .abs: return abs(x)
-        case .sqrt: return x.squareRoot()
-        }
-    }
-
-    static func binary(_ op: BinaryOp, _ a: Double, _ b: Double) -> Double {
-        switch op {
-        case .add: return a + b
-        case .subtract: return a - b
-        case .multiply: return a * b
-        case .divide: return a / b
-        }
-    }
+    static func unary(_ op: UnaryOp, _ x: Double, _ p: Double) -> Double { DoubleReference.unary(op, x, p) }
+    static func binary(_ op: BinaryOp, _ a: Double, _ b: Double) -> Double { DoubleReference.binary(op, a, b) }
 
     /// op(A)·op(B) for A stored ar×ac, B stored br×bc.
     static func matmul(_ a: [Double], _ ar: Int, _ ac: Int, _ b: [Double], _ br: Int, _ bc: Int,

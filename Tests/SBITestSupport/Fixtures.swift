@@ -99,3 +99,33 @@ public final class GuardedArena {
         }
     }
 }
+
+/// The backends' element-wise functions in double precision, for forward checks.
+public enum DoubleReference {
+    public static func unary(_ op: UnaryOp, _ x: Double, _ slope: Double) -> Double {
+        switch op {
+        case .identity: return x
+        case .exp: return Foundation.exp(x)
+        case .log: return Foundation.log(x)
+        case .tanh: return Foundation.tanh(x)
+        case .relu: return x > 0 ? x : 0
+        case .leakyRelu: return x > 0 ? x : slope * x
+        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
+        // log(1 + eˣ) in double; past x = 700 eˣ overflows double, and log1p(e⁻ˣ) < 10⁻³⁰⁰ is lost in x.
+        case .softplus: return x > 700 ? x : Foundation.log1p(Foundation.exp(x))
+        case .square: return x * x
+        case .negate: return -x
+        case .abs: return Swift.abs(x)
+        case .sqrt: return x.squareRoot()
+        }
+    }
+
+    public static func binary(_ op: BinaryOp, _ a: Double, _ b: Double) -> Double {
+        switch op {
+        case .add: return a + b
+        case .subtract: return a - b
+        case .multiply: return a * b
+        case .divide: return a / b
+        }
+    }
+}
