@@ -3,7 +3,7 @@
 // The two backends agree within the built-ins' ulp bounds, not bit for bit: the OpenCL
 // transcendental functions differ from the C library's by a few ulp, and programs are built with
 // -cl-mad-enable, which may fuse a*b + c despite the pragma below. Where bit-identical results are
-// promised (Philox words and uniforms, Kernels/random.cl) the kernels use only exact operations
+// promised (Philox words and uniforms, Kernels/SBIBackend/random.cl) the kernels use only exact operations
 // and explicit fma.
 #pragma OPENCL FP_CONTRACT OFF
 

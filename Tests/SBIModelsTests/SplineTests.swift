@@ -5,7 +5,7 @@ import SBIBackend
 @testable import SBIGraph
 @testable import SBIModels
 
-/// The rational-quadratic spline kernels (Kernels/spline.cl and their CPU twin) against a
+/// The rational-quadratic spline kernels (Kernels/SBIModels/spline.cl and their CPU twin) against a
 /// double-precision reimplementation of nflows' `unconstrained_rational_quadratic_spline`, brute-force
 /// Jacobians, each other and (where python3 has torch and nflows) nflows itself; and the
 /// `SplineCoupling` bijector built on them. Gradients are checked in the op table (OpTableTests).

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11), the
-/// counter-based generator both backends share: Kernels/random.cl is its OpenCL twin. Element g of
+/// counter-based generator both backends share: Kernels/SBIBackend/random.cl is its OpenCL twin. Element g of
 /// a stream is lane g % 4 of the block for counter g / 4 under key `seed`, so any element can be
 /// drawn independently and the two backends agree bit for bit on the raw 32-bit words.
 public enum Philox {
@@ -54,7 +54,7 @@ public enum Philox {
     }
 
     /// `low + (high − low)·u`, with one fused rounding so that every device gets the same bits
-    /// (Kernels/random.cl calls fma; a separate multiply and add could be contracted there).
+    /// (Kernels/SBIBackend/random.cl calls fma; a separate multiply and add could be contracted there).
     @inline(__always)
     static func uniform(_ word: UInt32, low: Float, width: Float) -> Float {
         low.addingProduct(width, unit(word))

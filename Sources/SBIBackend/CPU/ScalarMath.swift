@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 
 // The scalar definitions of the element-wise functions; the CPU backend applies them and the
-// OpenCL kernels (Kernels/common.cl) implement the same formulas.
+// OpenCL kernels (Kernels/SBIBackend/common.cl) implement the same formulas.
 //
 // Each function is a type conforming to `UnaryFunction` / `BinaryFunction`, so that the CPU
 // loops are generic over it: every instantiation is specialized at compile time into its own

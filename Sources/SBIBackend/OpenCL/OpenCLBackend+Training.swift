@@ -1,4 +1,4 @@
-/// Launches of Kernels/training.cl; the CPU twins are in CPUBackend+Training.swift.
+/// Launches of Kernels/SBIBackend/training.cl; the CPU twins are in CPUBackend+Training.swift.
 extension OpenCLBackend {
     public func unaryGradient(_ op: UnaryOp, x: BufferView, y: BufferView, gradient gy: BufferView,
                               into gx: BufferView, parameter: Float) throws {

@@ -1,7 +1,7 @@
 import COpenCL
 import Foundation
 
-/// GEMM tile parameters, passed to Kernels/gemm.cl as -D defines (its header explains each).
+/// GEMM tile parameters, passed to Kernels/SBIBackend/gemm.cl as -D defines (its header explains each).
 /// `defaults(for:)` picks them from a small table keyed by device type.
 public struct GEMMParameters: Hashable, Sendable, CustomStringConvertible {
     /// The C tile of one work-group (rows, columns) and the depth of one k step.
@@ -331,7 +331,7 @@ public final class OpenCLBackend: Backend {
         return size
     }
 
-    /// The build options of Kernels/elementwise.cl: every launch uses the same ones, so the file
+    /// The build options of Kernels/SBIBackend/elementwise.cl: every launch uses the same ones, so the file
     /// is compiled once per device.
     var elementwiseOptions: String { "-DWG=\(reductionGroup)" }
 
