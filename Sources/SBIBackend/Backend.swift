@@ -53,6 +53,10 @@ public protocol Backend: AnyObject {
     func makeBuffer(count: Int) throws -> Buffer
     func upload<T: BitwiseCopyable>(_ values: [T], to destination: BufferView) throws
     func download<T: BitwiseCopyable>(_ source: BufferView, as type: T.Type) throws -> [T]
+    /// Queues a copy of `destination.count` floats from host memory at `source` without waiting
+    /// for it (a blocking copy on the CPU backend). `source` must stay allocated and unchanged
+    /// until `wait` on the returned ticket: streamed batches double-buffer their staging with it.
+    func enqueueUpload(from source: UnsafePointer<Float>, to destination: BufferView) throws -> UploadTicket
     func copy(_ source: BufferView, to destination: BufferView) throws
     func fill(_ destination: BufferView, value: Float) throws
     /// Waits until every queued operation has finished.
@@ -137,6 +141,24 @@ public extension Backend {
         if let device = self as? OpenCLBackend { return try openCL(device) }
         throw SBIError.invalidArgument("\(op()) has no kernel for the \(kind) backend")
     }
+}
+
+/// The completion of one `enqueueUpload`; `wait` returns once the copy is done, and a
+/// ticket may be waited on any number of times.
+public final class UploadTicket: @unchecked Sendable {
+    private var waiter: (() throws -> Void)?
+    private let release: () -> Void
+    public init(waiter: (() throws -> Void)? = nil, release: @escaping () -> Void = {}) {
+        self.waiter = waiter
+        self.release = release
+    }
+    /// A copy that has already completed.
+    public static let done = UploadTicket()
+    public func wait() throws {
+        try waiter?()
+        waiter = nil
+    }
+    deinit { release() }
 }
 
 /// Shape checks shared by both backends, so both refuse the same bad calls with the same words;

@@ -421,3 +421,27 @@ final class ElementwiseTests: XCTestCase {
     /// Marks the test skipped (after its CPU half ran) when there is no OpenCL device.
     func skipIfNoOpenCL() throws { _ = try TestBackends.openCL() }
 }
+
+/// `enqueueUpload`: a queued copy from host memory lands in its view alone once waited on.
+final class UploadTests: XCTestCase {
+    func testEnqueuedUploadsLandInTheirViews() throws {
+        for backend in try TestBackends.all() {
+            let arena = try GuardedArena(backend, capacity: 3000)
+            var random = SplitMix64(seed: 5)
+            let first = random.floats(1000, -1, 1), second = random.floats(1000, -1, 1)
+            let a = try arena.output(1000), b = try arena.output(1000)
+            let staging = UnsafeMutablePointer<Float>.allocate(capacity: 2000)
+            defer { staging.deallocate() }
+            staging.initialize(from: first + second, count: 2000)
+            let tickets = [try backend.enqueueUpload(from: staging, to: a), try backend.enqueueUpload(from: staging + 1000, to: b)]
+            for ticket in tickets { try ticket.wait(); try ticket.wait() }
+            XCTAssertEqual(try backend.download(a), first, backend.kind)
+            XCTAssertEqual(try backend.download(b), second, backend.kind)
+            try arena.checkGuards("enqueueUpload on \(backend.kind)")
+            XCTAssertThrowsError(try backend.enqueueUpload(from: staging, to: CPUBackend().makeBuffer(count: 4).view)
+                                 as UploadTicket?) { error in
+                XCTAssertTrue("\(error)".contains("another backend"), "\(error)")
+            }
+        }
+    }
+}

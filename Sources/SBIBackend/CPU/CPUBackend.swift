@@ -69,6 +69,11 @@ public final class CPUBackend: Backend {
         }
     }
 
+    public func enqueueUpload(from source: UnsafePointer<Float>, to destination: BufferView) throws -> UploadTicket {
+        try pointer(destination, "upload destination").update(from: source, count: destination.count)
+        return .done
+    }
+
     public func download<T: BitwiseCopyable>(_ source: BufferView, as type: T.Type) throws -> [T] {
         try Check.elementSize(T.self)
         let src = try pointer(source, "download source")

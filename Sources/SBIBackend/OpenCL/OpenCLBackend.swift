@@ -166,6 +166,19 @@ public final class OpenCLBackend: Backend {
         }
     }
 
+    public func enqueueUpload(from source: UnsafePointer<Float>, to destination: BufferView) throws -> UploadTicket {
+        let target = try mem(destination, "upload destination")
+        guard destination.count > 0 else { return .done }
+        var event: cl_event?
+        try clCheck(clEnqueueWriteBuffer(cl.queue, target, cl_bool(CL_FALSE), destination.offset * 4, destination.count * 4,
+                                         source, 0, nil, &event), "clEnqueueWriteBuffer (non-blocking)")
+        guard let event else { return .done }
+        return UploadTicket(waiter: {
+            var e: cl_event? = event
+            try clCheck(clWaitForEvents(1, &e), "clWaitForEvents")
+        }, release: { clReleaseEvent(event) })
+    }
+
     public func download<T: BitwiseCopyable>(_ source: BufferView, as type: T.Type) throws -> [T] {
         try Check.elementSize(T.self)
         let origin = try mem(source, "download source")

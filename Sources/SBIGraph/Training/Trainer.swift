@@ -10,8 +10,10 @@ import SBIBackend
 /// forward/backward launches and the Adam launch, and adds the loss to a device accumulator: no
 /// allocation and no host synchronization per step; the losses are read once per epoch. A data
 /// set larger than the budget (memory-mapped files, see `FloatRows`) is streamed instead: each
-/// step gathers its rows on the host, in the same order, into preallocated staging arrays and
-/// uploads them into the plan's inputs, so the parameters do not depend on the budget.
+/// step gathers its rows on the host, in the same order, into preallocated staging buffers (two
+/// per input, used in turn) and queues their upload into the plan's inputs without waiting, so
+/// the host gathers the next batch while the device copies and computes this one; the
+/// parameters do not depend on the budget.
 ///
 /// With `averagingEpochs`, the Adam step also keeps a moving average of the parameters; the
 /// average is validated and kept as the result, the last iterate decides early stopping.
@@ -53,8 +55,25 @@ public final class Trainer {
     public let streamsData: Bool
     /// The epoch's training rows in step order, on the host (what streaming gathers).
     var epochOrder: [Int32] = []
-    /// Host staging of streamed batches, one per replica (or evaluation plan) and input.
-    final class Staging { var values: [Float]; init(_ count: Int) { values = [Float](repeating: 0, count: count) } }
+    /// Host staging of streamed batches, one per replica (or evaluation plan) and input: two
+    /// buffers used in turn, so that a step's rows are gathered while the device may still be
+    /// copying the previous step's (an upload's ticket is waited on before its buffer is reused).
+    final class Staging {
+        let buffers: [UnsafeMutablePointer<Float>]
+        var tickets: [UploadTicket] = [.done, .done]
+        var next = 0
+        init(_ count: Int) {
+            buffers = (0..<2).map { _ in
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+                p.initialize(repeating: 0, count: max(count, 1))
+                return p
+            }
+        }
+        deinit {
+            for ticket in tickets { try? ticket.wait() }
+            for p in buffers { p.deallocate() }
+        }
+    }
     let replicaStaging: [[Staging]]
     let evalStaging: [[Staging]]
     let trainIndices: [Int32]
@@ -216,9 +235,11 @@ public final class Trainer {
               staging: [Staging]) throws {
         for (k, (tensor, column)) in inputs.enumerated() {
             if streamsData {
-                let stage = staging[k]
-                stage.values.withUnsafeMutableBufferPointer { data.columns[column].values.gather(hostRows, into: $0.baseAddress!) }
-                try backend.upload(stage.values, to: try plan.view(of: tensor))
+                let stage = staging[k], slot = stage.next
+                stage.next = 1 - slot
+                try stage.tickets[slot].wait()
+                data.columns[column].values.gather(hostRows, into: stage.buffers[slot])
+                stage.tickets[slot] = try backend.enqueueUpload(from: stage.buffers[slot], to: try plan.view(of: tensor))
             } else {
                 try backend.gatherRows(dataBuffers[column].view, columns: columnWidths[column], indices: rows,
                                        into: try plan.view(of: tensor))
