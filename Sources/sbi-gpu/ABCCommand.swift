@@ -13,11 +13,17 @@ struct ABC: ParsableCommand {
     @Option(help: "Parameters θ (.npy).") var theta: String?
     @Option(help: "Simulations x (.npy).") var x: String?
     @Option(help: "Built-in task to simulate when no files are given.") var task = "two_moons"
-    @Option(help: "Simulations to draw for --task.") var numSimulations = 100_000
+    @Option(parsing: .unconditional, help: "Simulations to draw for --task.") var numSimulations = 100_000
     @Option(help: "The observation (.npy, one row).") var observation: String
-    @Option(help: "Share of simulations to keep.") var quantile = 0.01
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Share of simulations to keep.") var quantile = 0.01
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Output .npy of accepted θ.") var out: String
+
+    func validate() throws {
+        guard numSimulations > 0 else { throw ValidationError("--num-simulations \(numSimulations): expected a positive count") }
+        guard quantile > 0, quantile <= 1 else { throw ValidationError("--quantile \(quantile): expected a share in (0, 1]") }
+        guard (theta == nil) == (x == nil) else { throw ValidationError("--theta and --x go together") }
+    }
 
     func run() throws {
         let t: Matrix, xs: Matrix

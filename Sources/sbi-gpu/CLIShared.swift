@@ -70,18 +70,18 @@ struct Matrix {
 
 /// The options every training command shares.
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Maximum passes over the training data.") var epochs = 300
-    @Option(help: "Rows per gradient step.") var batchSize: Int?
-    @Option(help: "Adam's learning rate.") var learningRate: Float = 1e-3
-    @Option(help: "Decoupled weight decay (AdamW: each step shrinks weights by learning rate × this); 0 is plain Adam.") var weightDecay: Float = 0
+    @Option(parsing: .unconditional, help: "Maximum passes over the training data.") var epochs = 300
+    @Option(parsing: .unconditional, help: "Rows per gradient step.") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Adam's learning rate.") var learningRate: Float = 1e-3
+    @Option(parsing: .unconditional, help: "Decoupled weight decay (AdamW: each step shrinks weights by learning rate × this); 0 is plain Adam.") var weightDecay: Float = 0
     @Option(help: ArgumentHelp("Learning-rate schedule: constant, cosine (to 1% over --epochs), or plateau: halve the rate after --patience/2 epochs (plateau:EPOCHS: after EPOCHS) without a better validation loss.",
                                valueName: "constant|cosine|plateau[:EPOCHS]"))
     var schedule = "constant"
-    @Option(help: "Average the parameters over the latest steps: an exponential moving average whose window grows with training (about a tenth of the steps so far) up to this many epochs. The saved model is the average with the best validation loss; early stopping watches the last step's parameters. 0: no averaging.")
+    @Option(parsing: .unconditional, help: "Average the parameters over the latest steps: an exponential moving average whose window grows with training (about a tenth of the steps so far) up to this many epochs. The saved model is the average with the best validation loss; early stopping watches the last step's parameters. 0: no averaging.")
     var averaging: Double = 2
-    @Option(help: "Share of the rows held out for validation and early stopping.") var validationFraction = 0.1
-    @Option(help: "Stop after this many epochs without a better validation loss.") var patience = 20
-    @Option(help: "Seed of every random choice (initialization, split, shuffling, simulations).") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Share of the rows held out for validation and early stopping.") var validationFraction = 0.1
+    @Option(parsing: .unconditional, help: "Stop after this many epochs without a better validation loss.") var patience = 20
+    @Option(parsing: .unconditional, help: "Seed of every random choice (initialization, split, shuffling, simulations).") var seed: UInt64 = 0
     @Flag(help: "Continue from RUN/checkpoint.safetensors if a killed run left one.") var resume = false
     @Flag(help: "No progress output.") var quiet = false
 

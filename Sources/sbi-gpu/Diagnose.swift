@@ -19,10 +19,16 @@ struct Diagnose: ParsableCommand {
     @Option(help: "A run directory written by `sbi-gpu train`.") var model: String
     @Option(help: "Held-out θ (.npy).") var theta: String?
     @Option(help: "Held-out x (.npy).") var x: String?
-    @Option(help: "Held-out simulations to draw from the run's task when no files are given.") var numSimulations = 200
-    @Option(help: "Posterior samples per held-out observation.") var numSamples = 1000
-    @Option(help: "Seed.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Held-out simulations to draw from the run's task when no files are given.") var numSimulations = 200
+    @Option(parsing: .unconditional, help: "Posterior samples per held-out observation.") var numSamples = 1000
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Output directory.") var out: String
+
+    func validate() throws {
+        guard numSimulations > 0 else { throw ValidationError("--num-simulations \(numSimulations): expected a positive count") }
+        guard numSamples > 0 else { throw ValidationError("--num-samples \(numSamples): expected a positive count") }
+        guard (theta == nil) == (x == nil) else { throw ValidationError("--theta and --x go together") }
+    }
 
     func run() throws {
         let (run, directory) = try RunConfiguration.load(run: model)

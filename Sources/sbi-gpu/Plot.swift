@@ -49,7 +49,7 @@ struct Plot: ParsableCommand {
     struct SBCRanks: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "sbc", abstract: "SBC rank histograms (sbc_ranks.npy from `sbi-gpu diagnose`).")
         @Argument(help: "Ranks (.npy, N×d integers).") var ranks: String
-        @Option(help: "Posterior samples each rank was taken among.") var posteriorSamples: Int
+        @Option(parsing: .unconditional, help: "Posterior samples each rank was taken among.") var posteriorSamples: Int
         @Option(help: "Output .svg or .png.") var out: String
 
         func run() throws {

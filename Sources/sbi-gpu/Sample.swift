@@ -17,12 +17,12 @@ struct Sample: ParsableCommand {
     @OptionGroup var device: DeviceOptions
     @Option(help: "A run directory written by `sbi-gpu train`.") var model: String
     @Option(help: "Observation(s): a .npy with one row (or image) per observation.") var observation: String
-    @Option(help: "Samples per observation.") var num = 10_000
+    @Option(parsing: .unconditional, help: "Samples per observation.") var num = 10_000
     @Option(help: "Output .npy file.") var out: String
-    @Option(help: "Seed.") var seed: UInt64 = 0
-    @Option(help: "NLE: parallel chains.") var chains = 100
-    @Option(help: "NLE: warm-up iterations per chain.") var warmup = 200
-    @Option(help: "NLE: keep every n-th iteration.") var thin = 1
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "NLE: parallel chains.") var chains = 100
+    @Option(parsing: .unconditional, help: "NLE: warm-up iterations per chain.") var warmup = 200
+    @Option(parsing: .unconditional, help: "NLE: keep every n-th iteration.") var thin = 1
 
     func validate() throws {
         guard num > 0, chains > 1, warmup >= 0, thin > 0 else {

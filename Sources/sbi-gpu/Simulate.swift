@@ -11,8 +11,8 @@ struct Simulate: ParsableCommand {
 
     @OptionGroup var device: DeviceOptions
     @Option(help: "Task name.") var task = "two_moons"
-    @Option(name: [.customLong("num"), .customLong("num-simulations")], help: "Number of simulations.") var num = 10_000
-    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(name: [.customLong("num"), .customLong("num-simulations")], parsing: .unconditional, help: "Number of simulations.") var num = 10_000
+    @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Output directory.") var out: String
 
     func validate() throws {

@@ -26,14 +26,14 @@ struct Train: ParsableCommand {
     @Option(help: "Simulated data x, one row (or image) per simulation.") var x: String?
     @Option(help: "An .npz holding `theta` and `x`.") var data: String?
     @Option(help: "Built-in task to simulate when no data is given.") var task = "two_moons"
-    @Option(help: "Simulations to draw for --task.") var numSimulations = 10_000
+    @Option(parsing: .unconditional, help: "Simulations to draw for --task.") var numSimulations = 10_000
     @Option(parsing: .singleValue, help: "Prior: \(Prior.specForms); repeat per dimension or give once to broadcast. Default: the task's prior, else a box around the training θ.")
     var prior: [String] = []
     @Option(help: "Output directory.") var out: String = "runs/latest"
     @Option(help: "Hidden widths of the estimator's networks, comma-separated.") var hidden = "64,64"
-    @Option(help: "Flow transforms.") var transforms = 5
-    @Option(help: "Spline bins (nsf).") var bins = 8
-    @Option(help: "Mixture components (mdn, gmm).") var components = 10
+    @Option(parsing: .unconditional, help: "Flow transforms.") var transforms = 5
+    @Option(parsing: .unconditional, help: "Spline bins (nsf).") var bins = 8
+    @Option(parsing: .unconditional, help: "Mixture components (mdn, gmm).") var components = 10
     @Option(help: "Flows: an MLP embedding the conditioning data before the transforms: widths like 256,64 (the last is the embedded size), `none`, or `auto` (256,64 when it has 100 or more features, as images do).")
     var embedding = "auto"
     @Flag(inversion: .prefixedNo, help: "Flows: start with an affine layer whose location and scale are linear in the conditioning data (the near-Gaussian part of most posteriors); the transforms model the rest.")
@@ -76,6 +76,11 @@ struct Train: ParsableCommand {
         guard (theta == nil) == (x == nil) else { throw ValidationError("--theta and --x go together") }
         guard data == nil || theta == nil else { throw ValidationError("give --data or --theta/--x, not both") }
         guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }
+        guard transforms > 0 else { throw ValidationError("--transforms \(transforms): expected a positive count") }
+        guard components > 0 else { throw ValidationError("--components \(components): expected a positive count") }
+        guard RationalQuadraticSpline.binRange.contains(bins) else {
+            throw ValidationError("--bins \(bins): expected \(RationalQuadraticSpline.binRange.lowerBound)…\(RationalQuadraticSpline.binRange.upperBound)")
+        }
         _ = try hiddenWidths()
         _ = try dropoutRate()
         _ = try deviceMemoryBudget()
@@ -96,8 +101,9 @@ struct Train: ParsableCommand {
     }
 
     func hiddenWidths() throws -> [Int] {
-        let widths = hidden.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !widths.isEmpty, widths.allSatisfy({ $0 > 0 }) else {
+        let items = hidden.split(separator: ",", omittingEmptySubsequences: false)
+        let widths = items.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !widths.isEmpty, widths.count == items.count, widths.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--hidden \(hidden): expected positive widths separated by commas, e.g. 64,64")
         }
         return widths

@@ -151,6 +151,34 @@ final class CLITests: XCTestCase {
                        try Data(contentsOf: URL(fileURLWithPath: path("zero/model.safetensors"))))
     }
 
+    /// Flags with values out of range are refused before any work, with the flag named and the
+    /// usage exit code: negative numbers in both spellings (not taken for flags), empty list
+    /// items, zero counts.
+    func testOutOfRangeFlagsAreRefusedUpFront() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        let cases: [([String], String)] = [
+            (["simulate", "--num", "-1", "--out", path("s")], "--num"),
+            (["simulate", "--num=-1", "--out", path("s")], "--num"),
+            (["train", "--epochs", "-3", "--out", path("t")], "--epochs"),
+            (["train", "--learning-rate", "-0.1", "--out", path("t")], "--learning-rate"),
+            (["train", "--bins", "0", "--out", path("t")], "--bins"),
+            (["train", "--transforms", "0", "--out", path("t")], "--transforms"),
+            (["train", "--hidden", "64,,64", "--out", path("t")], "--hidden"),
+            (["train", "--seed", "-1", "--out", path("t")], "--seed"),
+            (["abc", "--num-simulations", "0", "--observation", path("o.npy"), "--out", path("a.npy")], "--num-simulations"),
+            (["abc", "--quantile", "-0.5", "--observation", path("o.npy"), "--out", path("a.npy")], "--quantile"),
+            (["diagnose", "--model", path("none"), "--num-samples", "0", "--out", path("d")], "--num-samples"),
+            (["sample", "--model", path("none"), "--observation", path("o.npy"), "--num", "-5", "--out", path("q.npy")], "--num"),
+        ]
+        for (arguments, flag) in cases {
+            let result = try run(arguments, expectSuccess: false)
+            XCTAssertEqual(result.status, 64, "\(arguments): \(result.stderr)")
+            let first = result.stderr.split(separator: "\n").first.map(String.init) ?? ""
+            XCTAssertTrue(first.contains(flag), "\(arguments): \(first)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("t/model.safetensors")))
+        }
+    }
+
     /// A data set over --max-device-memory streams, says so, and trains the same model.
     func testStreamedTrainingWritesTheSameModel() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
