@@ -68,6 +68,25 @@ struct Matrix {
     }
 }
 
+/// Refuses, before any work, an output that a flag sizes beyond what this machine can hold:
+/// `elements` float32 values (the product taken without overflow) against half the physical
+/// memory, so that an absurd count is a one-line error naming the flag, not an allocation abort.
+func requireMemory(for factors: [Int], flag: String, what: String) throws {
+    var elements = 1
+    for f in factors {
+        let (product, overflow) = elements.multipliedReportingOverflow(by: max(f, 0))
+        guard !overflow else { elements = .max; break }
+        elements = product
+    }
+    let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
+    let (bytes, overflow) = elements.multipliedReportingOverflow(by: 4)
+    guard !overflow, bytes <= limit else {
+        throw ValidationError(String(format: "%@ asks for %@ of %@, more than half of this machine's %.1f GB of memory",
+                                     flag, overflow ? "over 9 EB" : String(format: "%.1f GB", Double(bytes) / 1e9), what,
+                                     Double(ProcessInfo.processInfo.physicalMemory) / 1e9))
+    }
+}
+
 /// The options every training command shares.
 struct TrainingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Maximum passes over the training data.") var epochs = 300

@@ -40,6 +40,7 @@ struct Sample: ParsableCommand {
             throw ValidationError("--observation \(observation): rows have \(observations.cols) values; the model was trained on x of shape \(run.observationShape)")
         }
         let d = run.thetaDimension
+        try requireMemory(for: [num, observations.rows, d], flag: "--num \(num)", what: "posterior samples")
         var samples: [Float] = []
         let started = Date()
         if run.method == "npe" {

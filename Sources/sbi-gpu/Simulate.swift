@@ -21,6 +21,8 @@ struct Simulate: ParsableCommand {
 
     func run() throws {
         let simulator = try Simulators.named(task)
+        try requireMemory(for: [num, simulator.parameterDimension + simulator.observationDimension],
+                          flag: "--num \(num)", what: "simulations")
         let backend = try device.backend()
         let (theta, x) = try simulator.sampleAndSimulate(count: num, seed: seed, backend: backend)
         let directory = try makeDirectory(out)
