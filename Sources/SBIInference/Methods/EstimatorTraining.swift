@@ -158,6 +158,17 @@ public struct EstimatorTraining: Sendable {
     }
 }
 
+extension EstimatorTraining {
+    /// This policy's training with `method` set (what `NPE.train` and `NLE.train` run).
+    func train(_ method: InferenceMethod, theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int,
+               backend: Backend, checkpointDirectory: URL?, resume: Bool, events: Events) throws -> Result {
+        var training = self
+        training.method = method
+        return try training.train(theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
+                                  backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
+    }
+}
+
 public extension NPE {
     /// Builds and trains q(θ | x) as `sbi-gpu train --method npe` does (same defaults, same
     /// model bytes for the same data and seed); `training.method` is set to `.npe`.
@@ -165,11 +176,8 @@ public extension NPE {
                       training: EstimatorTraining = EstimatorTraining(), backend: Backend,
                       checkpointDirectory: URL? = nil, resume: Bool = false,
                       events: EstimatorTraining.Events = .init()) throws -> (NPE, EstimatorTraining.Result) {
-        var training = training
-        training.method = .npe
-        let result = try training.train(theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
-                                        backend: backend, checkpointDirectory: checkpointDirectory, resume: resume,
-                                        events: events)
+        let result = try training.train(.npe, theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
+                                        backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
         return (NPE(estimator: result.estimator, prior: prior), result)
     }
 }
@@ -180,11 +188,8 @@ public extension NLE {
                       training: EstimatorTraining = EstimatorTraining(), backend: Backend,
                       checkpointDirectory: URL? = nil, resume: Bool = false,
                       events: EstimatorTraining.Events = .init()) throws -> (NLE, EstimatorTraining.Result) {
-        var training = training
-        training.method = .nle
-        let result = try training.train(theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
-                                        backend: backend, checkpointDirectory: checkpointDirectory, resume: resume,
-                                        events: events)
+        let result = try training.train(.nle, theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
+                                        backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
         return (NLE(estimator: result.estimator, prior: prior), result)
     }
 }
