@@ -75,16 +75,11 @@ public struct InitializationData {
     let contextScaler: Standardize?
 
     /// Standardized y of rows `range`, row-major.
-    public func y(_ range: Range<Int>) -> [Float] { Self.standardize(y.rows(range), yScaler) }
+    public func y(_ range: Range<Int>) -> [Float] { yScaler.standardize(y.rows(range)) }
     /// Standardized context of rows `range`, or nil for an unconditional model.
     public func context(_ range: Range<Int>) -> [Float]? {
         guard let context, let contextScaler else { return nil }
-        return Self.standardize(context.rows(range), contextScaler)
-    }
-
-    static func standardize(_ values: [Float], _ scaler: Standardize) -> [Float] {
-        let cols = scaler.mean.count
-        return values.enumerated().map { i, v in (v - scaler.mean[i % cols]) / scaler.std[i % cols] }
+        return contextScaler.standardize(context.rows(range))
     }
 }
 

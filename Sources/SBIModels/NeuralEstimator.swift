@@ -169,7 +169,7 @@ public final class NeuralEstimator: DensityEstimator {
         for group in 0..<groups {
             let row = contextFeatures > 0 ? Array(context![(group * contextFeatures)..<((group + 1) * contextFeatures)]) : nil
             if let host = model as? HostSampledDensity {
-                let standardized = try host.sampleOnHost(count, context: row.map { InitializationData.standardize($0, contextScaler!) },
+                let standardized = try host.sampleOnHost(count, context: row.map { contextScaler!.standardize($0) },
                                                          store: store, seed: seed &+ UInt64(group) &* 0x9E37_79B9_7F4A_7C15)
                 let drawn = standardized.enumerated().map { i, v in v * yScaler.std[i % features] + yScaler.mean[i % features] }
                 samples += drawn

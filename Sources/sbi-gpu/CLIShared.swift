@@ -43,8 +43,8 @@ struct Matrix {
             throw ValidationError("\(option) \(path): expected an array with at least one row, got shape \(shape)")
         }
         let data: FloatRows
-        if let mapped = FloatRows(array), array.isMemoryMapped {
-            data = mapped
+        if let floats = FloatRows(array) {  // float32: the file's bytes (mapped when large), not a copy
+            data = floats
         } else {
             let values: [Float]
             do { values = try array.floats() } catch { throw ValidationError("\(option) \(path): \(error)") }

@@ -162,7 +162,7 @@ struct Train: ParsableCommand {
         var progress = ProgressBar(total: configuration.epochs, quiet: training.quiet)
         if !training.quiet {
             let dataBytes = (thetaMatrix.data.count + xMatrix.data.count) * 4
-            let streams = dataBytes > policy.dataBudget ?? Trainer.defaultDataBudget(backend)
+            let streams = Trainer.streams(byteCount: dataBytes, budget: policy.dataBudget, backend: backend)
             printError("training \(method) with \(estimator) on \(backend.kind) (\(backend.deviceName)): \(thetaMatrix.rows) pairs, θ \(thetaMatrix.cols)-d, x \(xMatrix.cols)-d, batch \(configuration.batchSize)"
                        + (streams ? String(format: "; streaming the %.1f MB of data from the host", Double(dataBytes) / 1e6) : ""))
         }

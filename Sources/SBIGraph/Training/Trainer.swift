@@ -119,7 +119,7 @@ public final class Trainer {
         self.backend = backend
         self.configuration = configuration
         self.data = data
-        streamsData = data.byteCount > (dataBudget ?? Trainer.defaultDataBudget(backend))
+        streamsData = Trainer.streams(byteCount: data.byteCount, budget: dataBudget, backend: backend)
         let batch = configuration.batchSize
         guard batch > 0, configuration.epochs >= 0 else {
             throw SBIError.invalidArgument("batch size must be positive and epochs non-negative")
@@ -183,7 +183,14 @@ public final class Trainer {
         }
         self.evalPlans = evalPlans
 
-        dataBuffers = streamsData ? [] : try data.columns.map { try backend.makeBuffer($0.values.array) }
+        // Uploaded straight from the rows (a mapped file is not copied into an array first).
+        dataBuffers = streamsData ? [] : try data.columns.map { column in
+            let buffer = try backend.makeBuffer(count: column.values.count)
+            try column.values.withUnsafeBufferPointer { values in
+                if let base = values.baseAddress { try backend.enqueueUpload(from: base, to: buffer.view).wait() }
+            }
+            return buffer
+        }
         replicaStaging = streamsData ? replicas.map { r in r.inputs.map { Staging(r.rows * data.columns[$0.column].cols) } } : []
         evalStaging = streamsData ? evalPlans.map { e in e.1.map { Staging(e.3 * data.columns[$0.column].cols) } } : []
         columnWidths = data.columns.map(\.cols)
@@ -228,6 +235,11 @@ public final class Trainer {
     /// The default data budget: half the backend's memory (device memory, or the host's for the
     /// CPU backend), leaving the rest to activations, parameters and everything else.
     public static func defaultDataBudget(_ backend: Backend) -> Int { backend.memoryBytes / 2 }
+
+    /// Whether data of `byteCount` bytes streams under `budget` (nil: the default budget).
+    public static func streams(byteCount: Int, budget: Int?, backend: Backend) -> Bool {
+        byteCount > budget ?? defaultDataBudget(backend)
+    }
 
     /// Fills a plan's inputs with data rows `rows` (indices into the data set): a device gather
     /// from the uploaded columns, or, when streaming, a host gather into `staging` and an upload.

@@ -71,6 +71,11 @@ public struct Standardize: Bijector {
         self.mean = mean
         self.std = std
     }
+    /// (x − μ)/σ of row-major values on the host, column by column (what `apply` computes in a graph).
+    func standardize(_ values: [Float]) -> [Float] {
+        let cols = mean.count
+        return values.enumerated().map { i, v in (v - mean[i % cols]) / std[i % cols] }
+    }
     /// Mean and standard deviation of each column of a rows×cols array; constant columns get σ = 1.
     public static func fit(_ values: [Float], cols: Int) -> Standardize {
         values.withUnsafeBufferPointer { fit($0, cols: cols) }
