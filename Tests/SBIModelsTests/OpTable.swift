@@ -57,6 +57,35 @@ enum Reference {
     }
 
     static let halfLog2Pi = 0.5 * Foundation.log(2 * Double.pi)
+
+    /// Stride-1 zero-"same" convolution of x (N×H×W×C, channels last) with w (K×K×C×O), loop for loop.
+    static func conv2d(_ x: [Double], _ s: [Int], _ w: [Double], kernel K: Int, outputs O: Int, bias: [Double]? = nil) -> [Double] {
+        let (N, H, W, C) = (s[0], s[1], s[2], s[3]), pad = K / 2
+        var y = [Double](repeating: 0, count: N * H * W * O)
+        for n in 0..<N { for h in 0..<H { for v in 0..<W { for o in 0..<O {
+            var sum = bias?[o] ?? 0
+            for i in 0..<K { for j in 0..<K {
+                let hh = h + i - pad, vv = v + j - pad
+                guard hh >= 0, hh < H, vv >= 0, vv < W else { continue }
+                for c in 0..<C { sum += x[((n * H + hh) * W + vv) * C + c] * w[((i * K + j) * C + c) * O + o] }
+            } }
+            y[((n * H + h) * W + v) * O + o] = sum
+        } } } }
+        return y
+    }
+
+    /// The inverse of the lower (or upper) triangle of a C×C matrix, by substitution in double.
+    static func triangularInverse(_ a: [Double], _ C: Int, lower: Bool) -> [Double] {
+        var x = [Double](repeating: 0, count: C * C)
+        for j in 0..<C {
+            for i in (lower ? Array(j..<C) : Array((0...j).reversed())) {
+                var sum: Double = i == j ? 1 : 0
+                for k in (lower ? j..<i : (i + 1)..<(j + 1)) { sum -= a[i * C + k] * x[k * C + j] }
+                x[i * C + j] = sum / a[i * C + i]
+            }
+        }
+        return x
+    }
 }
 
 extension OpCase {
@@ -162,6 +191,32 @@ extension OpCase {
                        return zip(h.map { $0 * $0 }, R.matmul(h, 3, 4, v[1], 4, 4)).map(+)
                    }),
         ]
+        // Convolutions: 3×3 with bias in one block and in several (a workspace of 40 taps' rows
+        // splits the 2×4×5 pixels into blocks of 1, crossing images), 1×1 with a fused tanh, and
+        // 5×5 wider than the image's height.
+        for (name, x, w, activation, limit) in [
+            ("conv2d 3×3+bias", [2, 4, 5, 3], [3, 3, 3, 2], UnaryOp.identity, ConvolutionGeometry.workspaceBudget),
+            ("conv2d 3×3+bias in blocks", [2, 4, 5, 3], [3, 3, 3, 2], UnaryOp.identity, 40),
+            ("conv2d 1×1+tanh", [2, 3, 3, 3], [1, 1, 3, 4], UnaryOp.tanh, ConvolutionGeometry.workspaceBudget),
+            ("conv2d 5×5+sigmoid", [1, 3, 4, 2], [5, 5, 2, 3], UnaryOp.sigmoid, 120),
+        ] {
+            cases.append(OpCase(name: name, shapes: [x, w, [1, w[3]]],
+                                build: { g, p in try g.conv2d(p[0], weight: p[1], bias: p[2], activation: activation,
+                                                              workspaceLimit: limit) },
+                                reference: { v in
+                                    R.conv2d(v[0], x, v[1], kernel: w[0], outputs: w[3], bias: v[2]).map { R.unary(activation, $0, 0) }
+                                }))
+        }
+        // Triangular inverses of a diagonally dominant matrix (p + 3·I); the other triangle is ignored.
+        let identity3 = (0..<16).map { Float($0 / 4 == $0 % 4 ? 3 : 0) }
+        for lower in [true, false] {
+            cases.append(OpCase(name: "triangular inverse lower=\(lower)", shapes: [[4, 4]],
+                                build: { g, p in try g.triangularInverse(try g.add(p[0], g.constant(identity3, rows: 4, cols: 4)),
+                                                                         lower: lower) },
+                                reference: { v in
+                                    R.triangularInverse(v[0].enumerated().map { $1 + Double(identity3[$0]) }, 4, lower: lower)
+                                }))
+        }
         let couplingMask: [Double] = [1, 0, 1, 0, 0]
         for bound: Double in [0, 2] {
             cases.append(OpCase(name: "affine coupling bound=\(bound)", shapes: [[3, 5], [3, 10]],
