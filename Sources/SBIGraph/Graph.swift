@@ -182,6 +182,25 @@ public final class Graph {
         return try multiply(h, mask)
     }
 
+    /// Uniform noise inputs declared by the models (dequantization of discrete data), with their
+    /// ranges: the `Trainer` fills them with fresh draws before every training step, and with
+    /// fixed draws for validation, as `Plan.fillNoise` does for evaluation, so that a validation
+    /// loss or a log-prob is reproducible.
+    public private(set) var noiseInputs: [(tensor: Tensor, low: Float, high: Float)] = []
+
+    /// An input of U(low, high) draws (see `noiseInputs`), in training and evaluation graphs alike.
+    public func uniformNoise(shape: [Int], low: Float = 0, high: Float = 1) -> Tensor {
+        let noise = input("noise.\(noiseInputs.count)", shape: shape)
+        noiseInputs.append((noise, low, high))
+        return noise
+    }
+
+    /// Inputs that the caller feeds from data: every input but the dropout masks and the noise.
+    public var dataInputs: [(name: String, tensor: Tensor)] {
+        let drawn = Set(dropoutMasks.map(\.tensor.id) + noiseInputs.map(\.tensor.id))
+        return inputs.filter { !drawn.contains($0.tensor.id) }
+    }
+
     public func constant(_ values: [Float], rows: Int, cols: Int) -> Tensor {
         constant(values, shape: [rows, cols])
     }

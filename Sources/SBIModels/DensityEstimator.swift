@@ -49,10 +49,18 @@ public protocol NeuralDensity {
     /// Data-dependent initialization (ActNorm, say) from the standardized training rows; the
     /// default does nothing.
     func initialize(store: ParameterStore, data: InitializationData) throws
+    /// Whether `NeuralEstimator` z-scores y with the training data's statistics (default yes);
+    /// a density with preprocessing of its own (pixel levels, say) sees y as given.
+    var standardizesData: Bool { get }
+    /// Refuses training rows the density cannot model (pixels outside its levels, say), naming
+    /// the first offending row; the default accepts any finite rows.
+    func validate(_ y: FloatRows) throws
 }
 
 public extension NeuralDensity {
     func initialize(store: ParameterStore, data: InitializationData) throws {}
+    var standardizesData: Bool { true }
+    func validate(_ y: FloatRows) throws {}
 }
 
 public extension DensityEstimator {

@@ -16,6 +16,13 @@ public struct EstimatorOptions: Sendable {
     public var conditionalAffine: Bool? = nil
     /// Flows: dropout rate in the transforms' nets while training (see FlowConfiguration.dropout).
     public var dropout: Float? = nil
+    /// Image estimators (glow): each row of y is a height×width×channels image (channels last)
+    /// of integer pixel values below `levels`; `transforms` is the steps per scale, the first
+    /// `hidden` width the coupling nets' channels.
+    public var image: (height: Int, width: Int, channels: Int)? = nil
+    public var levels: Int? = nil
+    public var scales: Int? = nil
+    public var preprocessing: ImagePreprocessing? = nil
     public var seed: UInt64 = 0
     public init(hidden: [Int]? = nil, transforms: Int? = nil, bins: Int? = nil, components: Int? = nil,
                 activation: String? = nil, embedding: [Int]? = nil, seed: UInt64 = 0) {
@@ -31,7 +38,7 @@ public struct EstimatorOptions: Sendable {
 
 /// Density estimators by name, for the inference layer and the CLI.
 public enum Estimators {
-    public static let names = ["realnvp", "nsf", "maf", "mdn", "gmm"]
+    public static let names = ["realnvp", "nsf", "maf", "mdn", "gmm", "glow"]
 
     public static func make(_ name: String, features: Int, contextFeatures: Int, backend: Backend,
                             options: EstimatorOptions = EstimatorOptions()) throws -> DensityEstimator {
@@ -58,6 +65,18 @@ public enum Estimators {
         case "gmm":
             return try GaussianMixture(features: features, contextFeatures: contextFeatures,
                                        components: options.components ?? 10)
+        case "glow":
+            guard let image = options.image, image.height * image.width * image.channels == features else {
+                throw SBIError.invalidArgument("glow models images: give the image shape (height×width×channels = \(features) features)")
+            }
+            var configuration = GlowConfiguration(height: image.height, width: image.width, channels: image.channels,
+                                                  contextFeatures: contextFeatures, levels: options.levels ?? 256)
+            if let transforms = options.transforms { configuration.steps = transforms }
+            if let hidden = options.hidden?.first { configuration.hidden = hidden }
+            if let scales = options.scales { configuration.scales = scales }
+            if let preprocessing = options.preprocessing { configuration.preprocessing = preprocessing }
+            configuration.seed = options.seed
+            return try makeGlow(configuration, backend: backend)
         default:
             throw SBIError.invalidArgument("unknown estimator '\(name)'; choose one of \(names.joined(separator: ", "))")
         }
@@ -71,6 +90,11 @@ public enum Estimators {
     public static func makeMDN(_ configuration: MixtureDensityNetwork.Configuration, backend: Backend) throws -> NeuralEstimator {
         NeuralEstimator(name: "mdn", model: try MixtureDensityNetwork(configuration), backend: backend,
                         architecture: ["mdn.configuration": try Checkpoint.json(configuration)])
+    }
+
+    public static func makeGlow(_ configuration: GlowConfiguration, backend: Backend) throws -> NeuralEstimator {
+        NeuralEstimator(name: "glow", model: try GlowDensity(configuration), backend: backend,
+                        architecture: ["glow.configuration": try Checkpoint.json(configuration)])
     }
 
     /// Reads an estimator saved by `save(to:)` (or a training checkpoint of one).
@@ -94,6 +118,12 @@ public enum Estimators {
             return estimator
         case "gmm":
             return try GaussianMixture.load(file, path: url.path)
+        case "glow":
+            let configuration = try Checkpoint.decode(GlowConfiguration.self, file.metadata["glow.configuration"],
+                                                      key: "glow.configuration", path: url.path)
+            let estimator = try makeGlow(configuration, backend: backend)
+            try estimator.load(file, path: url.path)
+            return estimator
         default:
             throw SBIError.invalidArgument("\(url.path): unknown estimator '\(name)'")
         }

@@ -94,7 +94,8 @@ public final class NeuralEstimator: DensityEstimator {
         if let bad = y.firstNonFinite() {
             throw SBIError.invalidArgument("y row \(bad.row) has a non-finite value")
         }
-        yScaler = Standardize.fit(y)
+        try model.validate(y)
+        if model.standardizesData { yScaler = Standardize.fit(y) }
         let context = contextFeatures > 0 ? context : nil
         if let context {
             if let bad = context.firstNonFinite() {
@@ -151,6 +152,7 @@ public final class NeuralEstimator: DensityEstimator {
             let p = logProbPlans[n]!
             try p.plan.feed(p.y, Array(y[(start * features)..<((start + n) * features)]))
             if let ct = p.context, let c = contextRows(context, start: start, rows: n) { try p.plan.feed(ct, c) }
+            try p.plan.fillNoise(seed: NeuralEstimator.evaluationNoiseSeed, offset: UInt64(start) << 32)
             try p.plan.run()
             result += try p.plan.read(p.out)
             start += n
@@ -158,8 +160,14 @@ public final class NeuralEstimator: DensityEstimator {
         return result
     }
 
-    /// Samples and their log q, `count` per context row.
-    public func sampleWithLogProb(_ count: Int, context: [Float]?, seed: UInt64) throws -> (samples: [Float], logProb: [Float]) {
+    /// The seed of the noise inputs' draws in `logProb` (dequantization), so that the same rows
+    /// always get the same log-prob.
+    public static let evaluationNoiseSeed: UInt64 = 0x4556_414C  // "EVAL"
+
+    /// Samples and their log q, `count` per context row. `temperature` scales the base noise
+    /// (Glow's reduced-temperature sampling); log q is that of the samples drawn.
+    public func sampleWithLogProb(_ count: Int, context: [Float]?, seed: UInt64,
+                                  temperature: Float = 1) throws -> (samples: [Float], logProb: [Float]) {
         let store = try requireStore()
         let groups = contextFeatures > 0 ? try check(nil, context, rows: (context?.count ?? 0) / contextFeatures) : 1
         guard count >= 0 else { throw SBIError.invalidArgument("sample count must be non-negative") }
@@ -190,7 +198,7 @@ public final class NeuralEstimator: DensityEstimator {
                     samplePlans[n] = (try Plan(graph: graph, backend: backend, outputs: [y, out], parameters: store), noise, c, y, out)
                 }
                 let p = samplePlans[n]!
-                try backend.fillNormal(try p.plan.view(of: p.noise), seed: seed, offset: drawn, mean: 0, std: 1)
+                try backend.fillNormal(try p.plan.view(of: p.noise), seed: seed, offset: drawn, mean: 0, std: temperature)
                 drawn += UInt64(n * model.noiseFeatures)
                 if let ct = p.context, let row { try p.plan.feed(ct, contextRows(row, start: 0, rows: n)!) }
                 try p.plan.run()

@@ -236,6 +236,18 @@ public final class Plan: CustomStringConvertible {
         try backend.upload(values, to: try view(of: tensor))
     }
 
+    /// Fills the graph's noise inputs (`Graph.noiseInputs`) with their uniform draws from the
+    /// Philox stream (seed, offset + i), the inputs one after another; returns the draws taken.
+    @discardableResult
+    public func fillNoise(seed: UInt64, offset: UInt64) throws -> UInt64 {
+        var position = offset
+        for (tensor, low, high) in graph.noiseInputs {
+            try backend.fillUniform(try view(of: tensor), seed: seed, offset: position, low: low, high: high)
+            position &+= UInt64(tensor.count)
+        }
+        return position &- offset
+    }
+
     /// Downloads a tensor (waits for the queued launches).
     public func read(_ tensor: Tensor) throws -> [Float] {
         try backend.download(try view(of: tensor))

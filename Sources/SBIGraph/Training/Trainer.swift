@@ -140,8 +140,7 @@ public final class Trainer {
         let store = try ParameterStore(graph: graph, backend: backend, seed: configuration.seed)
         self.store = store
         func bind(_ g: Graph) throws -> [(tensor: Tensor, column: Int)] {
-            let masks = Set(g.dropoutMasks.map(\.tensor.id))
-            return try g.inputs.filter { !masks.contains($0.tensor.id) }.map { input in
+            try g.dataInputs.map { input in
                 guard let column = data.columns.firstIndex(where: { $0.name == input.name }) else {
                     throw SBIError.invalidArgument("the model reads input '\(input.name)' but the data has columns \(data.columns.map(\.name))")
                 }
@@ -321,6 +320,9 @@ public final class Trainer {
                          rows: epochIndices.view(offset: first, count: replica.rows),
                          hostRows: epochOrder[first..<(first + replica.rows)], staging: streamsData ? replicaStaging[r] : [])
                 try fillDropoutMasks(replica, replicaIndex: r)
+                // Fresh noise each step, at a position of its own per (step, replica).
+                try replica.plan.fillNoise(seed: configuration.seed ^ Trainer.noiseStream,
+                                           offset: (UInt64(state.step) &* UInt64(replicas.count) &+ UInt64(r)) << 32)
                 try replica.plan.run()
             }
             if let replicaGradients {
@@ -367,6 +369,10 @@ public final class Trainer {
     }
     /// Keys the dropout draws apart from every other use of the training seed.
     static let dropoutStream: UInt64 = 0x44_524F_504F_5554  // "DROPOUT"
+    /// Keys the noise inputs' draws (dequantization): training steps draw at (step, replica) << 32,
+    /// validation batches from a stream of their own at (first row) << 32, the same every epoch.
+    static let noiseStream: UInt64 = 0x4E_4F49_5345  // "NOISE"
+    static let validationNoiseStream: UInt64 = 0x56_4E4F_4953_45  // "VNOISE"
 
     /// Adds the validation rows' losses, with the parameters in the store, to the accumulators:
     /// full batches into slot `first`, the remainder batch into slot `first + 1`.
@@ -380,6 +386,7 @@ public final class Trainer {
             let eval = evalPlans[e]
             try feed(eval.plan, inputs: eval.inputs, rows: validationIndices.view(offset: start, count: rows),
                      hostRows: validationOrder[start..<(start + rows)], staging: streamsData ? evalStaging[e] : [])
+            try eval.plan.fillNoise(seed: configuration.seed ^ Trainer.validationNoiseStream, offset: UInt64(start) << 32)
             try eval.plan.run()
             let slot = accumulators.view(offset: rows == batch ? first : first + 1, count: 1)
             try backend.binary(.add, slot, try eval.plan.view(of: eval.loss), slot, rows: 1, cols: 1, broadcast: .none)
