@@ -39,6 +39,8 @@ public struct EstimatorOptions: Sendable {
 /// Density estimators by name, for the inference layer and the CLI.
 public enum Estimators {
     public static let names = ["realnvp", "nsf", "maf", "mdn", "gmm", "glow"]
+    /// The estimators of images (rows of H·W·C pixels) rather than of vectors.
+    public static let imageNames = ["glow"]
 
     public static func make(_ name: String, features: Int, contextFeatures: Int, backend: Backend,
                             options: EstimatorOptions = EstimatorOptions()) throws -> DensityEstimator {

@@ -150,9 +150,14 @@ final class ProgressBar {
     let interactive = isatty(STDERR_FILENO) != 0
     let started = Date()
 
-    init(total: Int, quiet: Bool) {
+    /// Losses are shown times `scale` in `unit` (bits/dim for images); with `itemsPerEpoch`, the
+    /// throughput in `itemName`/s too.
+    let unit: String, scale: Double, itemsPerEpoch: Int, itemName: String
+
+    init(total: Int, quiet: Bool, unit: String = "loss", scale: Double = 1, itemsPerEpoch: Int = 0, itemName: String = "") {
         self.total = total
         self.quiet = quiet
+        (self.unit, self.scale, self.itemsPerEpoch, self.itemName) = (unit, scale, itemsPerEpoch, itemName)
     }
 
     func update(_ record: EpochRecord) {
@@ -162,8 +167,9 @@ final class ProgressBar {
         let width = 24, filled = min(width, width * record.epoch / max(total, 1))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let line = String(format: "epoch %4d/%d ", record.epoch, total) + bar
-            + String(format: " loss %.4f  val %.4f  %.0fs elapsed, ≤%.0fs left",
-                     record.trainingLoss, record.validationLoss, elapsed, eta)
+            + String(format: " %@ %.4f  val %.4f  %.0fs elapsed, ≤%.0fs left", unit,
+                     record.trainingLoss * scale, record.validationLoss * scale, elapsed, eta)
+            + (itemsPerEpoch > 0 ? String(format: "  %.0f %@/s", Double(itemsPerEpoch * record.epoch) / max(elapsed, 1e-9), itemName) : "")
         if interactive {
             FileHandle.standardError.write(Data(("\r" + line).utf8))
         } else if record.epoch % 10 == 0 || record.epoch == 1 {

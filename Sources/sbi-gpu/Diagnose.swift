@@ -53,7 +53,7 @@ struct Diagnose: ParsableCommand {
         if run.method == "npe" {
             samples = try estimator.sample(numSamples, context: heldOutX, seed: seed)
         } else {
-            let nle = NLE(estimator: estimator, prior: run.prior)
+            let nle = NLE(estimator: estimator, prior: try run.requirePrior("diagnose"))
             let width = heldOutX.count / n
             var all: [Float] = []
             for i in 0..<n {

@@ -13,7 +13,8 @@ struct RunConfiguration: Codable {
     var parameterNames: [String]
     var thetaDimension: Int
     var observationShape: [Int]
-    var prior: Prior
+    /// The prior of θ (nil for a density model, which has none).
+    var prior: Prior?
     var priorSource: String
     var device: String
     var epochs: Int
@@ -36,6 +37,17 @@ struct RunConfiguration: Codable {
     var trainingSeconds: Double?
     var epochsRun: Int?
     var bestValidationLoss: Double?
+    /// Density models of images: the pixel levels, and the best validation loss in bits/dim.
+    var levels: Int?
+    var bestValidationBitsPerDimension: Double?
+
+    /// The prior, refusing a density model (which has none) for commands that need one.
+    func requirePrior(_ command: String) throws -> Prior {
+        guard let prior else {
+            throw ValidationError("\(command): this run is a \(method) model of images, not a posterior; use `sbi-gpu sample --model RUN --num N` or `sbi-gpu log-prob --model RUN --data IMAGES.npy`")
+        }
+        return prior
+    }
 
     static func load(run: String) throws -> (RunConfiguration, URL) {
         let directory = URL(fileURLWithPath: run, isDirectory: true)

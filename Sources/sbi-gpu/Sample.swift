@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SBIData
+import SBIPlots
 import SBIBackend
 import SBIInference
 import SBIModels
@@ -16,7 +17,9 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var device: DeviceOptions
     @Option(help: "A run directory written by `sbi-gpu train`.") var model: String
-    @Option(help: "Observation(s): a .npy with one row (or image) per observation.") var observation: String
+    @Option(help: "Observation(s): a .npy with one row (or image) per observation.") var observation: String?
+    @Option(help: "Density models: the context of the images (one row, or one row per group of --num).") var context: String?
+    @Option(parsing: .unconditional, help: "Density models: scale of the base noise (Glow's temperature; below 1 gives smoother, likelier images).") var temperature: Float = 1
     @Option(parsing: .unconditional, help: "Samples per observation.") var num = 10_000
     @Option(help: "Output .npy file.") var out: String
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
@@ -28,11 +31,14 @@ struct Sample: ParsableCommand {
         guard num > 0, chains > 1, warmup >= 0, thin > 0 else {
             throw ValidationError("--num and --thin must be positive, --chains at least 2, --warmup non-negative")
         }
+        guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive") }
     }
 
     func run() throws {
         let (run, directory) = try RunConfiguration.load(run: model)
         let backend = try device.backend()
+        if run.method == "density" { return try runDensity(run, directory: directory, backend: backend) }
+        guard let observation else { throw ValidationError("sample from a \(run.method) model needs --observation") }
         let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
         let observations = try Matrix.load(observation, option: "--observation")
         let expected = run.observationShape.reduce(1, *)
@@ -44,14 +50,14 @@ struct Sample: ParsableCommand {
         var samples: [Float] = []
         let started = Date()
         if run.method == "npe" {
-            let (drawn, acceptance) = try NPE(estimator: estimator, prior: run.prior)
+            let (drawn, acceptance) = try NPE(estimator: estimator, prior: try run.requirePrior("sample"))
                 .sample(num, observations: observations.values, seed: seed)
             samples = drawn
             for (i, rate) in acceptance.enumerated() where rate < 0.999 {
                 printError(String(format: "observation %d: %.1f%% of q's samples fell inside the prior's support", i, 100 * rate))
             }
         } else {
-            let nle = NLE(estimator: estimator, prior: run.prior)
+            let nle = NLE(estimator: estimator, prior: try run.requirePrior("sample"))
             for r in 0..<observations.rows {
                 let row = Array(observations.values[(r * observations.cols)..<((r + 1) * observations.cols)])
                 let result = try nle.sample(num, observation: row, sampler: SliceSampler(
@@ -66,5 +72,42 @@ struct Sample: ParsableCommand {
         try NumPy.write(try NumPyArray(floats: samples, shape: shape), to: URL(fileURLWithPath: out))
         printError(String(format: "wrote %d samples per observation to ", num) + out
                    + String(format: " in %.2f s", Date().timeIntervalSince(started)))
+    }
+
+    /// Images from a density model: --out gets them as uint8 (levels ≤ 256) of N×H×W(×C), and a
+    /// PNG grid of them is written beside it.
+    func runDensity(_ run: RunConfiguration, directory: URL, backend: Backend) throws {
+        let shape = run.observationShape, levels = run.levels ?? 256
+        var contextValues: [Float]?, groups = 1
+        if run.thetaDimension > 0 {
+            guard let context else { throw ValidationError("this model is conditional: give --context with \(run.thetaDimension) values per row") }
+            let c = try Matrix.load(context, option: "--context")
+            guard c.cols == run.thetaDimension else {
+                throw ValidationError("--context \(context): rows of \(c.cols) values; the model's context has \(run.thetaDimension)")
+            }
+            (contextValues, groups) = (c.values, c.rows)
+        } else if context != nil {
+            throw ValidationError("--context: this model is unconditional")
+        }
+        try requireMemory(for: [num, groups, shape.reduce(1, *)], flag: "--num \(num)", what: "images")
+        let outURL = URL(fileURLWithPath: out)
+        let gridURL = outURL.deletingPathExtension().appendingPathExtension("png")
+        let started = Date()
+        guard let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
+            as? NeuralEstimator else { throw ValidationError("--model \(model): not a neural density model") }
+        let (continuous, _) = try estimator.sampleWithLogProb(num, context: contextValues, seed: seed, temperature: temperature)
+        // Back to the discrete levels: the bin each dequantized value falls in.
+        let pixels = continuous.map { max(0, min(Float(levels - 1), $0.rounded(.down))) }
+        let count = num * groups
+        let outShape = [count] + (shape.last == 1 ? Array(shape.dropLast()) : shape)
+        let array = levels <= 256 ? try NumPyArray(uint8s: pixels.map { UInt8($0) }, shape: outShape)
+                                  : try NumPyArray(floats: pixels, shape: outShape)
+        try NumPy.write(array, to: outURL)
+        let (h, w, c) = (shape[0], shape[1], shape[2])
+        let scale = max(1, 64 / max(h, w))
+        try atomicWrite(Plots.imageGrid(pixels, count: min(count, 256), height: h, width: w, channels: c,
+                                        maxValue: Float(levels - 1), scale: scale), to: gridURL)
+        printError(String(format: "wrote %d images (temperature %.2f) to %@ and a grid to %@ in %.2f s",
+                          count, temperature, out, gridURL.path, Date().timeIntervalSince(started)))
     }
 }

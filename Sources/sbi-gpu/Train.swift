@@ -20,18 +20,24 @@ struct Train: ParsableCommand {
             """)
 
     @OptionGroup var device: DeviceOptions
-    @Option(help: "npe (learn q(θ|x)) or nle (learn q(x|θ), sampled by MCMC).") var method = "npe"
-    @Option(help: "Density estimator: \(Estimators.names.joined(separator: ", ")).") var estimator = "nsf"
+    @Option(help: "npe (learn q(θ|x)), nle (learn q(x|θ), sampled by MCMC), or density (learn q(x) of the images in --data, or q(x|c) with --context).") var method = "npe"
+    @Option(help: "Density estimator: \(Estimators.names.joined(separator: ", ")) (default nsf; glow for --method density).") var estimator: String?
+    /// --estimator, or the method's default.
+    var resolvedEstimator: String { estimator ?? (method == "density" ? "glow" : "nsf") }
     @Option(help: "Parameters θ, one row per simulation (.npy, or FILE.npz:NAME).") var theta: String?
     @Option(help: "Simulated data x, one row (or image) per simulation.") var x: String?
-    @Option(help: "An .npz holding `theta` and `x`.") var data: String?
+    @Option(help: "An .npz holding `theta` and `x`; for --method density, the images (.npy of N×H×W, N×H×W×C or, with --channels-first, N×C×H×W).") var data: String?
+    @Option(help: "--method density: a context vector per image (.npy, N×D or N), making the model q(x|context).") var context: String?
+    @Option(parsing: .unconditional, help: "--method density: pixel levels, the data's pixels being integers 0…levels−1 (default 256 for uint8 images; required for other dtypes).") var levels: Int?
+    @Flag(help: "--method density: the images are N×C×H×W (PyTorch's layout).") var channelsFirst = false
+    @Option(parsing: .unconditional, help: "glow: scales (squeeze and factor-out levels); default: halve to no less than 2×2, at most 3.") var scales: Int?
     @Option(help: "Built-in task to simulate when no data is given.") var task = "two_moons"
     @Option(parsing: .unconditional, help: "Simulations to draw for --task.") var numSimulations = 10_000
     @Option(parsing: .singleValue, help: "Prior: \(Prior.specForms); repeat per dimension or give once to broadcast. Default: the task's prior, else a box around the training θ.")
     var prior: [String] = []
     @Option(help: "Output directory.") var out: String = "runs/latest"
     @Option(help: "Hidden widths of the estimator's networks, comma-separated.") var hidden = "64,64"
-    @Option(parsing: .unconditional, help: "Flow transforms.") var transforms = 5
+    @Option(parsing: .unconditional, help: "Flow transforms (default 5), or glow's steps per scale (default 8).") var transforms: Int?
     @Option(parsing: .unconditional, help: "Spline bins (nsf).") var bins = 8
     @Option(parsing: .unconditional, help: "Mixture components (mdn, gmm).") var components = 10
     @Option(help: "Flows: an MLP embedding the conditioning data before the transforms: widths like 256,64 (the last is the embedded size), `none`, or `auto` (256,64 when it has 100 or more features, as images do).")
@@ -69,14 +75,28 @@ struct Train: ParsableCommand {
     @OptionGroup var training: TrainingOptions
 
     func validate() throws {
-        guard ["npe", "nle"].contains(method) else { throw ValidationError("--method \(method): expected npe or nle") }
-        guard Estimators.names.contains(estimator) else {
-            throw ValidationError("--estimator \(estimator): expected one of \(Estimators.names.joined(separator: ", "))")
+        guard ["npe", "nle", "density"].contains(method) else { throw ValidationError("--method \(method): expected npe, nle or density") }
+        guard Estimators.names.contains(resolvedEstimator) else {
+            throw ValidationError("--estimator \(resolvedEstimator): expected one of \(Estimators.names.joined(separator: ", "))")
         }
+        if method == "density" {
+            guard Estimators.imageNames.contains(resolvedEstimator) else {
+                throw ValidationError("--estimator \(resolvedEstimator): --method density models images with \(Estimators.imageNames.joined(separator: ", "))")
+            }
+            guard data != nil, theta == nil, x == nil else {
+                throw ValidationError("--method density trains on the images of --data IMAGES.npy (no --theta or --x)")
+            }
+        } else if context != nil || levels != nil || channelsFirst || scales != nil {
+            throw ValidationError("--context, --levels, --channels-first and --scales are for --method density")
+        } else if Estimators.imageNames.contains(resolvedEstimator) {
+            throw ValidationError("--estimator \(resolvedEstimator) models images: use it with --method density")
+        }
+        if let levels, levels < 2 { throw ValidationError("--levels \(levels): expected at least 2") }
+        if let scales, scales < 1 { throw ValidationError("--scales \(scales): expected a positive count") }
         guard (theta == nil) == (x == nil) else { throw ValidationError("--theta and --x go together") }
         guard data == nil || theta == nil else { throw ValidationError("give --data or --theta/--x, not both") }
         guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }
-        guard transforms > 0 else { throw ValidationError("--transforms \(transforms): expected a positive count") }
+        if let transforms, transforms <= 0 { throw ValidationError("--transforms \(transforms): expected a positive count") }
         guard components > 0 else { throw ValidationError("--components \(components): expected a positive count") }
         guard RationalQuadraticSpline.binRange.contains(bins) else {
             throw ValidationError("--bins \(bins): expected \(RationalQuadraticSpline.binRange.lowerBound)…\(RationalQuadraticSpline.binRange.upperBound)")
@@ -112,6 +132,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let backend = try device.backend()
         let started = Date()
+        if method == "density" { return try runDensity(backend: backend, started: started) }
         // Data.
         var thetaMatrix: Matrix, xMatrix: Matrix
         var simulator: (any Simulator)?
@@ -149,8 +170,8 @@ struct Train: ParsableCommand {
         let widths = try hiddenWidths()
         var policy = EstimatorTraining()
         policy.method = InferenceMethod(rawValue: method)!
-        policy.estimator = estimator
-        policy.options = EstimatorOptions(hidden: widths, transforms: transforms, bins: bins, components: components,
+        policy.estimator = resolvedEstimator
+        policy.options = EstimatorOptions(hidden: widths, transforms: transforms ?? 5, bins: bins, components: components,
                                           seed: training.seed)
         policy.options.conditionalAffine = conditionalAffine
         policy.embedding = try embeddingChoice()
@@ -163,7 +184,7 @@ struct Train: ParsableCommand {
         if !training.quiet {
             let dataBytes = (thetaMatrix.data.count + xMatrix.data.count) * 4
             let streams = Trainer.streams(byteCount: dataBytes, budget: policy.dataBudget, backend: backend)
-            printError("training \(method) with \(estimator) on \(backend.kind) (\(backend.deviceName)): \(thetaMatrix.rows) pairs, θ \(thetaMatrix.cols)-d, x \(xMatrix.cols)-d, batch \(configuration.batchSize)"
+            printError("training \(method) with \(resolvedEstimator) on \(backend.kind) (\(backend.deviceName)): \(thetaMatrix.rows) pairs, θ \(thetaMatrix.cols)-d, x \(xMatrix.cols)-d, batch \(configuration.batchSize)"
                        + (streams ? String(format: "; streaming the %.1f MB of data from the host", Double(dataBytes) / 1e6) : ""))
         }
         let trainingStarted = Date()
@@ -180,20 +201,20 @@ struct Train: ParsableCommand {
         let result = try policy.train(theta: thetaMatrix.data, x: xMatrix.data, backend: backend,
                                       checkpointDirectory: directory, resume: training.resume, events: events)
         let (model, history) = (result.estimator, result.history)
-        let isFlow = FlowConfiguration.Kind(rawValue: estimator) != nil
+        let isFlow = FlowConfiguration.Kind(rawValue: resolvedEstimator) != nil
         let trainingSeconds = Date().timeIntervalSince(trainingStarted)
         try model.save(to: directory.appendingPathComponent("model.safetensors"))
 
         let best = history.map(\.validationLoss).min()
         var run = RunConfiguration(
-            method: method, estimator: estimator, task: simulator?.name, thetaFile: theta ?? data, xFile: x ?? data,
+            method: method, estimator: resolvedEstimator, task: simulator?.name, thetaFile: theta ?? data, xFile: x ?? data,
             simulations: thetaMatrix.rows,
             parameterNames: simulator?.parameterNames ?? (0..<thetaMatrix.cols).map { "θ\($0 + 1)" },
             thetaDimension: thetaMatrix.cols, observationShape: Array(xMatrix.shape.dropFirst()).isEmpty ? [1] : Array(xMatrix.shape.dropFirst()),
             prior: resolvedPrior, priorSource: priorSource, device: "\(backend.kind): \(backend.deviceName)",
             epochs: configuration.epochs, batchSize: configuration.batchSize, learningRate: configuration.learningRate,
             validationFraction: configuration.validationFraction, patience: configuration.patience, seed: configuration.seed,
-            hidden: widths, transforms: transforms)
+            hidden: widths, transforms: transforms ?? 5)
         run.weightDecay = configuration.weightDecay
         run.schedule = training.schedule
         run.averaging = configuration.averagingEpochs ?? 0
@@ -206,17 +227,22 @@ struct Train: ParsableCommand {
         run.epochsRun = history.count
         run.bestValidationLoss = best
         try writeJSON(run, to: directory.appendingPathComponent("config.json"))
-        var csv = "epoch,training_loss,validation_loss,learning_rate,seconds\n"
-        for r in history { csv += "\(r.epoch),\(r.trainingLoss),\(r.validationLoss),\(r.learningRate),\(r.seconds)\n" }
-        try atomicWrite(Data(csv.utf8), to: directory.appendingPathComponent("history.csv"))
-        if !history.isEmpty {
-            let epochs = history.map { Double($0.epoch) }
-            try Plots.lossCurves(epochs: epochs, training: history.map(\.trainingLoss), validationEpochs: epochs,
-                                 validation: history.map(\.validationLoss))
-                .write(to: directory.appendingPathComponent("loss.svg"))
-        }
+        try writeHistory(history, to: directory)
         progress.finish(String(format: "trained %d epochs in %.1f s (%.1f s total); best validation loss %.4f; wrote ",
                                history.count, trainingSeconds, Date().timeIntervalSince(started), best ?? .nan)
                         + directory.path)
+    }
+
+    /// RUN/history.csv and RUN/loss.svg, the losses in `unit` (nats, or bits/dim for images).
+    func writeHistory(_ history: [EpochRecord], to directory: URL, scale: Double = 1, unit: String = "loss") throws {
+        var csv = "epoch,training_loss,validation_loss,learning_rate,seconds\n"
+        for r in history { csv += "\(r.epoch),\(r.trainingLoss * scale),\(r.validationLoss * scale),\(r.learningRate),\(r.seconds)\n" }
+        try atomicWrite(Data(csv.utf8), to: directory.appendingPathComponent("history.csv"))
+        if !history.isEmpty {
+            let epochs = history.map { Double($0.epoch) }
+            try Plots.lossCurves(epochs: epochs, training: history.map { $0.trainingLoss * scale }, validationEpochs: epochs,
+                                 validation: history.map { $0.validationLoss * scale }, options: LossPlotOptions(yLabel: unit))
+                .write(to: directory.appendingPathComponent("loss.svg"))
+        }
     }
 }
