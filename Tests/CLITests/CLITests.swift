@@ -3,6 +3,7 @@ import Foundation
 import SBIBackend
 import SBIInference
 import SBIModels
+import SBIData
 @testable import sbi_gpu
 
 /// The command line end to end on tiny budgets, run as a user would: the built `sbi-gpu` binary
@@ -87,6 +88,64 @@ final class CLITests: XCTestCase {
                  "--epochs", "3", "--hidden", "16", "--transforms", "2", "--out", path("run-nle"), "--quiet", "--resume"])
         let history = try String(contentsOfFile: path("run-nle/history.csv"), encoding: .utf8)
         XCTAssertEqual(history.split(separator: "\n").count, 1 + 3)
+    }
+
+    /// Image densities: train (unconditional and with a context), log-prob in bits/dim, sample
+    /// with a PNG grid; and bad images refused with one line naming the file before any work.
+    func testImageDensityEndToEndAndBadImages() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        let n = 40
+        let pixels: [UInt8] = (0..<(n * 64)).map { (i: Int) -> UInt8 in UInt8((i * 7 + i / 64) % 4) }
+        try NumPy.write(try NumPyArray(uint8s: pixels, shape: [n, 8, 8]), to: URL(fileURLWithPath: path("images.npy")))
+        try NumPy.write(try NumPyArray(floats: (0..<(n * 2)).map { Float($0 % 3) }, shape: [n, 2]),
+                        to: URL(fileURLWithPath: path("context.npy")))
+        let tiny = ["--levels", "4", "--epochs", "2", "--transforms", "2", "--hidden", "8", "--batch-size", "8", "--quiet"]
+        try run(["train", "--device", "cpu", "--method", "density", "--data", path("images.npy"), "--out", path("glow")] + tiny)
+        let config = try String(contentsOfFile: path("glow/config.json"), encoding: .utf8)
+        XCTAssertTrue(config.contains("\"estimator\" : \"glow\"") && config.contains("bestValidationBitsPerDimension"), config)
+        let logProb = try run(["log-prob", "--device", "cpu", "--model", path("glow"), "--data", path("images.npy"),
+                               "--out", path("bpd.npy")])
+        let mean = Double(logProb.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertNotNil(mean, logProb.stdout)
+        XCTAssertTrue(mean.map { $0 > 0 && $0 < 10 } ?? false, "mean bits/dim \(logProb.stdout)")
+        XCTAssertEqual(try NumPy.read(URL(fileURLWithPath: path("bpd.npy"))).shape, [n])
+        try run(["sample", "--device", "cpu", "--model", path("glow"), "--num", "9", "--temperature", "0.7", "--out", path("s.npy")])
+        let samples = try NumPy.read(URL(fileURLWithPath: path("s.npy")))
+        XCTAssertEqual(samples.shape, [9, 8, 8])
+        XCTAssertTrue(try samples.uint8s().allSatisfy { $0 < 4 })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("s.png")))
+        // Conditional: one context row per image; sampling for one context row.
+        try run(["train", "--device", "cpu", "--method", "density", "--data", path("images.npy"), "--context", path("context.npy"),
+                 "--out", path("glow-c")] + tiny)
+        try NumPy.write(try NumPyArray(floats: [1, 2], shape: [1, 2]), to: URL(fileURLWithPath: path("c1.npy")))
+        try run(["sample", "--device", "cpu", "--model", path("glow-c"), "--num", "4", "--context", path("c1.npy"), "--out", path("sc.npy")])
+        XCTAssertEqual(try NumPy.read(URL(fileURLWithPath: path("sc.npy"))).shape, [4, 8, 8])
+
+        // Bad images: wrong rank, pixels beyond the levels, NaN, floats without --levels, a
+        // channel count the model was not trained on, a vector estimator for images.
+        try NumPy.write(try NumPyArray(uint8s: [UInt8](repeating: 1, count: 40 * 64), shape: [40, 64]), to: URL(fileURLWithPath: path("flat.npy")))
+        var nan: [Float] = pixels.map { Float($0) }
+        nan[64 * 3 + 5] = Float.nan
+        try NumPy.write(try NumPyArray(floats: nan, shape: [n, 8, 8]), to: URL(fileURLWithPath: path("nan.npy")))
+        try NumPy.write(try NumPyArray(uint8s: [UInt8](repeating: 1, count: 2 * 64 * 3), shape: [2, 8, 8, 3]), to: URL(fileURLWithPath: path("rgb.npy")))
+        let cases: [([String], [String])] = [
+            (["train", "--method", "density", "--data", path("flat.npy"), "--out", path("bad")], ["flat.npy", "N×H×W"]),
+            (["train", "--method", "density", "--data", path("images.npy"), "--levels", "3", "--out", path("bad")], ["images.npy", "integers 0…2"]),
+            (["train", "--method", "density", "--data", path("nan.npy"), "--levels", "4", "--out", path("bad")], ["nan.npy", "image 3", "nan"]),
+            (["train", "--method", "density", "--data", path("nan.npy"), "--out", path("bad")], ["nan.npy", "--levels"]),
+            (["log-prob", "--model", path("glow"), "--data", path("rgb.npy"), "--out", path("bad.npy")], ["rgb.npy", "8×8×3", "8×8×1"]),
+            (["train", "--method", "density", "--estimator", "nsf", "--data", path("images.npy"), "--out", path("bad")], ["--estimator nsf"]),
+            (["train", "--estimator", "glow", "--num-simulations", "100", "--out", path("bad")], ["--method density"]),
+        ]
+        for (arguments, expected) in cases {
+            let result = try run(arguments + ["--device", "cpu"], expectSuccess: false)
+            XCTAssertNotEqual(result.status, 0, arguments.joined(separator: " "))
+            // The error is the first line (the parser adds the usage after it).
+            let message = String(result.stderr.split(separator: "\n").first ?? "")
+            for word in expected { XCTAssertTrue(message.contains(word), "\(arguments.joined(separator: " ")): \(message)") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad/model.safetensors")))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad.npy")))
+        }
     }
 
     func testBadInputIsRefusedWithOneLine() throws {

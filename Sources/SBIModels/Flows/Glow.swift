@@ -151,7 +151,9 @@ public struct GlowDensity: NeuralDensity {
 
     /// The context as constant channels of every pixel of an [N, h, w, ·] image.
     func contextChannels(_ context: Tensor, like x: Tensor, in g: Graph) throws -> Tensor {
-        let (n, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        try contextChannels(context, images: x.shape[0], height: x.shape[1], width: x.shape[2], in: g)
+    }
+    func contextChannels(_ context: Tensor, images n: Int, height h: Int, width w: Int, in g: Graph) throws -> Tensor {
         let rows = try g.gatherRows(context, (0..<(n * h * w)).map { Int32($0 / (h * w)) })
         return try g.reshape(rows, [n, h, w, context.cols])
     }
@@ -238,9 +240,10 @@ public struct GlowDensity: NeuralDensity {
         let c = shape[3]
         let w = g.parameter("glow.top.weight", rows: context.cols, cols: 2 * c, initializer: .zeros)
         let b = g.parameter("glow.top.bias", rows: 1, cols: 2 * c, initializer: .zeros)
-        let perImage = try g.linear(context, weight: w, bias: b)
-        let (n, h, wd) = (shape[0], shape[1], shape[2])
-        let perPixel = try g.reshape(try g.gatherRows(perImage, (0..<(n * h * wd)).map { Int32($0 / (h * wd)) }), [n, h, wd, 2 * c])
+        // The same linear map at every pixel of the context's channels (gathering the map's output
+        // instead would repeat rows, whose gradient a gather cannot sum).
+        let channels = try contextChannels(context, images: shape[0], height: shape[1], width: shape[2], in: g)
+        let perPixel = try g.linear(channels, weight: w, bias: b)
         return (try g.slice(perPixel, start: 0, width: c), try g.slice(perPixel, start: c, width: c))
     }
 
