@@ -11,7 +11,7 @@ import SBIModels
 struct BenchFlows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flows",
-        abstract: "Images/s of an MLP-coupling RealNVP for training, log-prob and sampling, against PyTorch.",
+        abstract: "Images/s of a pixel-space flow (an MLP-coupling RealNVP, or Glow) for training, log-prob and sampling, against PyTorch.",
         discussion: """
             Spec "mlp": D = side² pixels; 8 affine coupling layers with alternating checkerboard \
             masks; each coupling net an MLP D → 1024 → 1024 → 2D with ReLU; s = tanh(raw s); \
@@ -22,16 +22,26 @@ struct BenchFlows: ParsableCommand {
             the best measured GEMM on an OpenCL device, both at the 256×1024×1024 product. With \
             --torch (default when python3 can import torch) Benchmarks/reference/realnvp_mlp.py \
             runs the same spec with the same thread count.
+            Spec "glow": the `--estimator glow` flow on side×side×--channels images of 256 levels: \
+            --scales scales of --layers steps (ActNorm, LU 1×1 convolution, affine coupling with a \
+            conv3×3 → conv1×1 → conv3×3 net of --hidden channels), split priors; batch 64, 8 steps \
+            and 64 channels by default. GFLOP/s counts the convolutions' multiply-adds; the ceiling \
+            is the GEMM at the 1×1 convolution's product. Its twin is Benchmarks/reference/glow.py.
             """)
 
-    @Option(name: .long, help: "The benchmark spec (only `mlp` exists so far).") var spec = "mlp"
+    @Option(name: .long, help: "The benchmark spec: mlp or glow.") var spec = "mlp"
     @Option(name: .long, parsing: .singleValue, help: "Image side; repeat for several. Default 16, 28, 32, 64.")
     var side: [Int] = []
     @Option(name: .long, parsing: .singleValue, help: "Backend: an OpenCL device index, `cpu` or `auto`; repeat for several. Default: CPU and every OpenCL device.")
     var device: [DeviceSelection] = []
-    @Option(name: .long, help: "Images per batch.") var batch = 256
-    @Option(name: .long, help: "Coupling layers.") var layers = 8
-    @Option(name: .long, help: "Hidden width of the coupling nets.") var hidden = 1024
+    @Option(name: .long, help: "Images per batch (default 256 for mlp, 64 for glow).") var batch: Int?
+    @Option(name: .long, help: "Coupling layers (glow: steps per scale).") var layers = 8
+    @Option(name: .long, help: "Hidden width of the coupling nets (default 1024 for mlp, 64 channels for glow).") var hidden: Int?
+    @Option(name: .long, help: "glow: image channels.") var channels = 1
+    @Option(name: .long, help: "glow: scales.") var scales = 2
+    var isGlow: Bool { spec == "glow" }
+    var batchSize: Int { batch ?? (isGlow ? 64 : 256) }
+    var hiddenWidth: Int { hidden ?? (isGlow ? 64 : 1024) }
     @Option(name: .long, help: "Timed repeats; the median is reported.") var repeats = 5
     @Option(name: .long, help: "Untimed runs first (kernel compilation, caches).") var warmups = 2
     @Option(name: .long, help: "Run the PyTorch reference: yes, no or auto (when torch imports).") var torch = "auto"
@@ -39,15 +49,15 @@ struct BenchFlows: ParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of a Markdown table.") var json = false
 
     func validate() throws {
-        guard spec == "mlp" else { throw ValidationError("--spec \(spec): only `mlp` is implemented") }
-        guard batch > 0, layers > 0, hidden > 0, repeats > 0, warmups >= 0 else {
+        guard ["mlp", "glow"].contains(spec) else { throw ValidationError("--spec \(spec): expected mlp or glow") }
+        guard batchSize > 0, layers > 0, hiddenWidth > 0, repeats > 0, warmups >= 0, channels > 0, scales > 0 else {
             throw ValidationError("--batch, --layers, --hidden and --repeats must be positive")
         }
         guard ["yes", "no", "auto"].contains(torch) else { throw ValidationError("--torch takes yes, no or auto") }
     }
 
     func run() throws {
-        let sides = side.isEmpty ? [16, 28, 32, 64] : side
+        let sides = side.isEmpty ? (isGlow ? [28, 32] : [16, 28, 32, 64]) : side
         var selections = device
         if selections.isEmpty { selections = [.cpu] + OpenCLDevice.all().map { .openCL($0.index) } }
         var rows: [FlowBenchmarkRow] = []
@@ -57,7 +67,8 @@ struct BenchFlows: ParsableCommand {
             let ceiling = try gemmCeiling(backend)
             for s in sides {
                 printError("bench flows: \(backend.kind) (\(backend.deviceName)) side \(s)…")
-                rows.append(try measure(backend: backend, side: s, ceiling: ceiling))
+                rows.append(try isGlow ? measureGlow(backend: backend, side: s, ceiling: ceiling)
+                                       : measure(backend: backend, side: s, ceiling: ceiling))
             }
         }
         if torch != "no" {
@@ -84,11 +95,13 @@ struct BenchFlows: ParsableCommand {
 
     /// The backend's GEMM ceiling at the coupling nets' dominant product.
     func gemmCeiling(_ backend: Backend) throws -> Double {
-        let timing = try GEMMBenchmark.measure(backend, GEMMShape(m: batch, n: hidden, k: hidden), warmups: 1, repeats: 3)
+        let rows = isGlow ? batchSize * 196 : batchSize
+        let timing = try GEMMBenchmark.measure(backend, GEMMShape(m: rows, n: hiddenWidth, k: hiddenWidth), warmups: 1, repeats: 3)
         return backend is CPUBackend ? timing.cblasGflops : timing.gflops
     }
 
     func measure(backend: Backend, side: Int, ceiling: Double) throws -> FlowBenchmarkRow {
+        let (batch, hidden) = (batchSize, hiddenWidth)
         let d = side * side
         let flow = try FlowConfiguration.benchmarkRealNVP(side: side, layers: layers, hidden: hidden).makeFlow()
         // Training: −mean log q, gradients, one Adam launch over all parameters.
@@ -147,6 +160,73 @@ struct BenchFlows: ParsableCommand {
             gemmCeilingGflops: ceiling, trainFractionOfCeiling: trainGflops / ceiling)
     }
 
+    /// The Glow spec: a training step (with fresh dequantization noise and an Adam launch),
+    /// log-prob and sampling of `batch` images of side×side×channels.
+    func measureGlow(backend: Backend, side: Int, ceiling: Double) throws -> FlowBenchmarkRow {
+        let (batch, hidden) = (batchSize, hiddenWidth)
+        var configuration = GlowConfiguration(height: side, width: side, channels: channels)
+        (configuration.steps, configuration.hidden, configuration.scales) = (layers, hidden, scales)
+        let flow = try GlowDensity(configuration)
+        let d = configuration.features
+        let graph = Graph()
+        let x = graph.input("x", rows: batch, cols: d)
+        let loss = try graph.affine(try graph.mean(try flow.logProb(x, context: nil, in: graph)), scale: -1, shift: 0)
+        let parameters = graph.parameters
+        let gradients = try graph.gradients(of: loss, with: parameters.map(\.tensor))
+        let store = try ParameterStore(graph: graph, backend: backend, seed: 1)
+        let train = try Plan(graph: graph, backend: backend, outputs: [loss], parameters: store,
+                             gradients: zip(gradients, parameters).map { ($0, $1.name) })
+        let pixels = (0..<(batch * d)).map { Float(Philox.word(at: UInt64($0), seed: 2) % 256) }
+        try train.feed(x, pixels)
+        var step = 0
+        let trainSeconds = try time(backend) {
+            try train.fillNoise(seed: 5, offset: UInt64(step) << 32)
+            try train.run()
+            step += 1
+            try AdamStep.run(on: backend, parameters: store.values.view, gradients: store.gradients.view,
+                             firstMoment: store.firstMoment.view, secondMoment: store.secondMoment.view,
+                             hyper: AdamHyperparameters(learningRate: 1e-4, step: step),
+                             gradientSquaredNorm: nil, maxGradientNorm: 0)
+        }
+        let lg = Graph()
+        let lx = lg.input("x", rows: batch, cols: d)
+        let logq = try flow.logProb(lx, context: nil, in: lg)
+        let logProbPlan = try Plan(graph: lg, backend: backend, outputs: [logq], parameters: store)
+        try logProbPlan.feed(lx, pixels)
+        let logProbSeconds = try time(backend) {
+            try logProbPlan.fillNoise(seed: 6, offset: 0)
+            try logProbPlan.run()
+        }
+        let sg = Graph()
+        let noise = sg.input("noise", rows: batch, cols: d)
+        let (samples, _) = try flow.sample(noise: noise, context: nil, in: sg)
+        let samplePlan = try Plan(graph: sg, backend: backend, outputs: [samples], parameters: store)
+        var draw: UInt64 = 0
+        let sampleSeconds = try time(backend) {
+            try backend.fillNormal(try samplePlan.view(of: noise), seed: 4, offset: draw, mean: 0, std: 1)
+            draw += UInt64(batch * d)
+            try samplePlan.run()
+        }
+        // Convolution multiply-adds per image: each step's coupling net and each split prior.
+        var perImage = 0
+        for (level, shape) in flow.scaleShapes.enumerated() {
+            let pixels = shape.h * shape.w, ca = shape.c / 2, cb = shape.c - shape.c / 2
+            perImage += layers * pixels * (9 * ca * hidden + hidden * hidden + 9 * hidden * 2 * cb)
+            if level < flow.scaleShapes.count - 1 { perImage += pixels * 9 * (shape.c / 2) * shape.c }
+        }
+        let forwardFlops = 2 * Double(batch) * Double(perImage)
+        let trainGflops = 3 * forwardFlops / trainSeconds / 1e9
+        return FlowBenchmarkRow(
+            spec: spec, side: side, backend: backend.kind, device: backend.deviceName, batch: batch,
+            trainImagesPerSecond: Double(batch) / trainSeconds,
+            logProbImagesPerSecond: Double(batch) / logProbSeconds,
+            sampleImagesPerSecond: Double(batch) / sampleSeconds,
+            peakBytes: max(train.peakBytes, logProbPlan.peakBytes, samplePlan.peakBytes) + 4 * store.count * 4,
+            processPeakBytes: MachineDescription.maxResidentBytes(),
+            trainGflops: trainGflops, logProbGflops: forwardFlops / logProbSeconds / 1e9,
+            gemmCeilingGflops: ceiling, trainFractionOfCeiling: trainGflops / ceiling)
+    }
+
     /// Median seconds of `body` over the repeats, each ending in a synchronization.
     func time(_ backend: Backend, _ body: () throws -> Void) throws -> Double {
         for _ in 0..<warmups { try body() }
@@ -167,7 +247,8 @@ struct BenchFlows: ParsableCommand {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments: [String] = ["python3", script.path, "bench", "--sides"]
         arguments += sides.map { String($0) }
-        arguments += ["--batch", String(batch), "--layers", String(layers), "--hidden", String(hidden)]
+        arguments += ["--batch", String(batchSize), isGlow ? "--steps" : "--layers", String(layers), "--hidden", String(hiddenWidth)]
+        if isGlow { arguments += ["--channels", String(channels), "--scales", String(scales)] }
         arguments += ["--repeats", String(repeats), "--warmups", String(warmups)]
         arguments += ["--threads", String(ProcessInfo.processInfo.activeProcessorCount)]
         process.arguments = arguments
@@ -186,7 +267,7 @@ struct BenchFlows: ParsableCommand {
         for base in candidates {
             var dir = base
             for _ in 0..<5 {
-                let url = dir.appendingPathComponent("Benchmarks/reference/realnvp_mlp.py")
+                let url = dir.appendingPathComponent("Benchmarks/reference/\(isGlow ? "glow" : "realnvp_mlp").py")
                 if FileManager.default.fileExists(atPath: url.path) { return url }
                 dir = dir.deletingLastPathComponent()
             }

@@ -87,7 +87,7 @@ public struct GlowDensity: NeuralDensity {
     }
 
     /// (height, width, channels) of each scale after its squeeze.
-    var scaleShapes: [(h: Int, w: Int, c: Int)] {
+    public var scaleShapes: [(h: Int, w: Int, c: Int)] {
         var (h, w, c) = (configuration.height, configuration.width, configuration.channels)
         var shapes: [(h: Int, w: Int, c: Int)] = []
         for _ in 0..<configuration.resolvedScales {
@@ -173,10 +173,11 @@ public struct GlowDensity: NeuralDensity {
         return (y, try pixelLogDet(logScale, pixels: pixels, images: x.shape[0], sign: inverse ? -1 : 1, in: g))
     }
 
-    /// Invertible 1×1 convolution, W = P·L·(U + diag(exp s)) with P a fixed random permutation,
-    /// L unit lower and U strictly upper triangular (all learned from W = P at the start):
+    /// Invertible 1×1 convolution, W = P·L·(U + diag(exp s)) with P the channel reversal (fixed;
+    /// with the couplings' fixed halves it alternates which half is transformed, as RealNVP's
+    /// reversals do), L unit lower and U strictly upper triangular, all learned from W = P:
     /// y = W·x at every pixel, log-det h·w·Σs. The inverse is U′⁻¹·L⁻¹·Pᵀ by two triangular inverses.
-    func invertibleConvolution(_ name: String, _ x: Tensor, seed: UInt64, inverse: Bool, in g: Graph) throws -> (Tensor, Tensor) {
+    func invertibleConvolution(_ name: String, _ x: Tensor, inverse: Bool, in g: Graph) throws -> (Tensor, Tensor) {
         let c = x.cols, pixels = x.shape[1] * x.shape[2]
         let lower = g.parameter(name + ".lower", rows: c, cols: c, initializer: .zeros)
         let upper = g.parameter(name + ".upper", rows: c, cols: c, initializer: .zeros)
@@ -187,7 +188,7 @@ public struct GlowDensity: NeuralDensity {
         let l = try g.add(try g.multiply(lower, strictLower), identity)
         let diagonal = try g.multiply(try g.broadcast(try g.exp(logScale), rows: c, cols: c, mode: .row), identity)
         let u = try g.add(try g.multiply(upper, strictUpper), diagonal)
-        let permutation = Permutation.random(c, seed: seed).order
+        let permutation = Permutation.reverse(c).order
         let logDet = try pixelLogDet(logScale, pixels: pixels, images: x.shape[0], sign: inverse ? -1 : 1, in: g)
         if inverse {
             let m = try g.matmul(try g.triangularInverse(u, lower: false), try g.triangularInverse(l, lower: true))
@@ -255,7 +256,6 @@ public struct GlowDensity: NeuralDensity {
     }
 
     func stepName(_ level: Int, _ step: Int) -> String { "glow.\(level).\(step)" }
-    func stepSeed(_ level: Int, _ step: Int) -> UInt64 { configuration.seed &+ UInt64(level * 1000 + step) }
     var actNormCount: Int { configuration.resolvedScales * configuration.steps }
 
     // MARK: directions
@@ -301,7 +301,7 @@ public struct GlowDensity: NeuralDensity {
                 index += 1
                 let name = stepName(level, step)
                 let (a, d0) = try actNorm(name + ".actnorm", h, inverse: false, in: g)
-                let (b, d1) = try invertibleConvolution(name + ".invconv", a, seed: stepSeed(level, step), inverse: false, in: g)
+                let (b, d1) = try invertibleConvolution(name + ".invconv", a, inverse: false, in: g)
                 let (c, d2) = try coupling(name + ".coupling", b, context: context, inverse: false, in: g)
                 h = c
                 logDet = try g.add(try g.add(try g.add(logDet, d0), d1), d2)
@@ -359,7 +359,7 @@ public struct GlowDensity: NeuralDensity {
             for step in stride(from: configuration.steps - 1, through: 0, by: -1) {
                 let name = stepName(level, step)
                 let (c, d2) = try coupling(name + ".coupling", h, context: context, inverse: true, in: g)
-                let (b, d1) = try invertibleConvolution(name + ".invconv", c, seed: stepSeed(level, step), inverse: true, in: g)
+                let (b, d1) = try invertibleConvolution(name + ".invconv", c, inverse: true, in: g)
                 let (a, d0) = try actNorm(name + ".actnorm", b, inverse: true, in: g)
                 h = a
                 try addInverse(try g.add(try g.add(d2, d1), d0))
