@@ -191,12 +191,15 @@ extension OpCase {
                        return zip(h.map { $0 * $0 }, R.matmul(h, 3, 4, v[1], 4, 4)).map(+)
                    }),
         ]
-        // Convolutions: 3×3 with bias in one block and in several (a workspace of 40 taps' rows
-        // splits the 2×4×5 pixels into blocks of 1, crossing images), 1×1 with a fused tanh, and
-        // 5×5 wider than the image's height.
+        // Convolutions: im2col (Cout ≥ Cin) 3×3 with bias in one block and in several (a workspace
+        // of 40 elements splits the 2×4×5 pixels into blocks of 2, crossing images), 1×1 with a
+        // fused tanh, 5×5 wider than the image's height; output-side taps (Cout < Cin) with bias
+        // and with an unfused activation. Each row's data gradient is the other kind.
         for (name, x, w, activation, limit) in [
-            ("conv2d 3×3+bias", [2, 4, 5, 3], [3, 3, 3, 2], UnaryOp.identity, ConvolutionGeometry.workspaceBudget),
-            ("conv2d 3×3+bias in blocks", [2, 4, 5, 3], [3, 3, 3, 2], UnaryOp.identity, 40),
+            ("conv2d 3×3+bias", [2, 4, 5, 2], [3, 3, 2, 3], UnaryOp.identity, ConvolutionGeometry.workspaceBudget),
+            ("conv2d 3×3+bias in blocks", [2, 4, 5, 2], [3, 3, 2, 3], UnaryOp.identity, 40),
+            ("conv2d 3×3 taps+bias", [2, 4, 5, 3], [3, 3, 3, 2], UnaryOp.identity, ConvolutionGeometry.workspaceBudget),
+            ("conv2d 3×3 taps+softplus", [1, 3, 4, 4], [3, 3, 4, 1], UnaryOp.softplus, ConvolutionGeometry.workspaceBudget),
             ("conv2d 1×1+tanh", [2, 3, 3, 3], [1, 1, 3, 4], UnaryOp.tanh, ConvolutionGeometry.workspaceBudget),
             ("conv2d 5×5+sigmoid", [1, 3, 4, 2], [5, 5, 2, 3], UnaryOp.sigmoid, 120),
         ] {

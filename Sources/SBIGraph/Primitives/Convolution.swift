@@ -149,7 +149,7 @@ public struct Conv2D: Primitive {
         // Cotangents may arrive as (N·H·W)×C matrices; the backward convolutions need the images.
         let g = cotangent.shape == y.shape ? cotangent : try graph.reshape(cotangent, y.shape)
         let gz = activation == .identity ? g : try graph.apply1(UnaryGradient(op: activation, parameter: slope), y, y, g)
-        let gx = try graph.apply(Conv2D(kernel: kernel, workspaceLimit: workspaceLimit), [gz, try graph.flipTransposed(w)])[0]
+        let gx = try graph.conv2d(gz, weight: try graph.flipTransposed(w), bias: nil, workspaceLimit: workspaceLimit)
         let gw = try graph.apply(Conv2DWeightGradient(kernel: kernel, weightShape: w.shape, workspaceLimit: workspaceLimit),
                                  [x, gz])[0]
         var result: [Tensor?] = [gx, gw]
@@ -202,13 +202,139 @@ public struct Conv2DWeightGradient: Primitive {
     }
 }
 
+/// y = bias + Σ_t z[p + offset(t), t·C + o]: the output side of a convolution whose products
+/// z = x·W′ (N×H×W×K²C, W′ the weights as Cin × K²·Cout) were taken before the shifts; see
+/// `Graph.conv2d`. Inputs z and an optional bias (1×C). Backward: `ShiftedTaps` of the gradient.
+public struct TapSum: Primitive {
+    public let kernel: Int
+    public var description: String { "tapSum\(kernel)×\(kernel)" }
+    static let program = Im2Col.program
+
+    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
+        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
+    }
+    public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
+        let z = inputs[0], taps = kernel * kernel
+        guard z.shape.count == 4, z.cols % taps == 0 else {
+            throw SBIError.sizeMismatch("\(description): z \(z) must be N×H×W×(K²·C)")
+        }
+        if inputs.count > 1, inputs[1].count != z.cols / taps {
+            throw SBIError.sizeMismatch("\(description): bias \(inputs[1]) for \(z.cols / taps) channels")
+        }
+        return [Array(z.shape.dropLast()) + [z.cols / taps]]
+    }
+    public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
+        let s = inputs[0].shape, (H, W, K) = (s[1], s[2], kernel), C = s[3] / (kernel * kernel)
+        let pixels = s[0] * H * W, bias = inputs.count > 1 ? inputs[1].view : nil
+        try Check.count(outputs[0].view, pixels * C, "tap sum output")
+        try backend.run(description, cpu: { cpu in
+            let z = try cpu.pointer(inputs[0].view), y = try cpu.pointer(outputs[0].view)
+            let b = try bias.map { try cpu.pointer($0) }
+            CPUParallel.forEachChunk(pixels, work: pixels * C * K * K) { range in
+                for p in range {
+                    let w = p % W, h = (p / W) % H, n = p / (W * H)
+                    let out = y + p * C
+                    for o in 0..<C { out[o] = b?[o] ?? 0 }
+                    for i in 0..<K {
+                        let hh = h + i - K / 2
+                        guard hh >= 0 && hh < H else { continue }
+                        for j in 0..<K {
+                            let ww = w + j - K / 2
+                            guard ww >= 0 && ww < W else { continue }
+                            let source = z + ((n * H + hh) * W + ww) * K * K * C + (i * K + j) * C
+                            for o in 0..<C { out[o] += source[o] }
+                        }
+                    }
+                }
+            }
+        }, openCL: { cl in
+            try cl.launch(Self.program, "tap_sum", global: pixels * C,
+                          [.view(inputs[0].view), .view(bias ?? inputs[0].view), .int(bias == nil ? 0 : 1),
+                           .view(outputs[0].view), .int(pixels), .int(H), .int(W), .int(C), .int(K)])
+        })
+    }
+    public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
+        guard let cotangent = cotangents[0] else { return inputs.map { _ in nil } }
+        let g = cotangent.shape == outputs[0].shape ? cotangent : try graph.reshape(cotangent, outputs[0].shape)
+        var result: [Tensor?] = [try graph.apply1(ShiftedTaps(kernel: kernel), g)]
+        if inputs.count > 1 { result.append(try graph.reshape(try graph.sumColumns(g), inputs[1].shape)) }
+        return result
+    }
+}
+
+/// g′[q, t·C + c] = g[q − offset(t), c]: the adjoint of `TapSum` (the im2col of g with flipped
+/// taps), N×H×W×C → N×H×W×K²C. Its own adjoint is `TapSum`.
+public struct ShiftedTaps: Primitive {
+    public let kernel: Int
+    public var description: String { "shiftedTaps\(kernel)×\(kernel)" }
+
+    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
+        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
+    }
+    public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
+        let g = inputs[0]
+        guard g.shape.count == 4 else { throw SBIError.sizeMismatch("\(description): \(g) must be N×H×W×C") }
+        return [Array(g.shape.dropLast()) + [kernel * kernel * g.cols]]
+    }
+    public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
+        let s = inputs[0].shape, (H, W, C, K) = (s[1], s[2], s[3], kernel)
+        let pixels = s[0] * H * W, cols = K * K * C
+        try Check.count(outputs[0].view, pixels * cols, "shifted taps output")
+        try backend.run(description, cpu: { cpu in
+            let g = try cpu.pointer(inputs[0].view), out = try cpu.pointer(outputs[0].view)
+            CPUParallel.forEachChunk(pixels, work: pixels * cols) { range in
+                for q in range {
+                    let w = q % W, h = (q / W) % H, n = q / (W * H)
+                    var target = out + q * cols
+                    for i in 0..<K {
+                        let hh = h - i + K / 2
+                        for j in 0..<K {
+                            let ww = w - j + K / 2
+                            if hh >= 0 && hh < H && ww >= 0 && ww < W {
+                                target.update(from: g + ((n * H + hh) * W + ww) * C, count: C)
+                            } else {
+                                target.update(repeating: 0, count: C)
+                            }
+                            target += C
+                        }
+                    }
+                }
+            }
+        }, openCL: { cl in
+            try cl.launch(Im2Col.program, "shifted_taps", global: pixels * cols,
+                          [.view(inputs[0].view), .view(outputs[0].view), .int(pixels), .int(H), .int(W), .int(C), .int(K)])
+        })
+    }
+    public func vjp(in graph: Graph, inputs: [Tensor], outputs: [Tensor], cotangents: [Tensor?]) throws -> [Tensor?] {
+        guard let cotangent = cotangents[0] else { return [nil] }
+        let g = cotangent.shape == outputs[0].shape ? cotangent : try graph.reshape(cotangent, outputs[0].shape)
+        return [try graph.apply1(TapSum(kernel: kernel), g)]
+    }
+}
+
 public extension Graph {
     /// act(conv(x, W) + b) for channels-last x (N×H×W×Cin) and W (K×K×Cin×Cout), stride 1,
-    /// zero padding that keeps H×W.
+    /// zero padding that keeps H×W. A layer with fewer output than input channels (a coupling
+    /// net's last, the data gradient of its first) takes the products output-side: one GEMM of x
+    /// with the weights as Cin × K²·Cout, then `TapSum`, moving K²·Cout values per pixel where
+    /// im2col (`Conv2D`) moves K²·Cin; the others run as blocked im2col + GEMM.
     func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: UnaryOp = .identity,
                 slope: Float = 0.01, workspaceLimit: Int = ConvolutionGeometry.workspaceBudget) throws -> Tensor {
         guard weight.shape.count == 4, weight.shape[0] == weight.shape[1] else {
             throw SBIError.sizeMismatch("convolution weights must be K×K×Cin×Cout, got \(weight)")
+        }
+        let (K, cin, cout) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        if K > 1, cout < cin, x.shape.count == 4, x.cols == cin {
+            var index = [Int32](repeating: 0, count: weight.count)  // W′[c, t·Cout + o] = W[t, c, o]
+            for t in 0..<(K * K) {
+                for c in 0..<cin {
+                    for o in 0..<cout { index[(c * K * K + t) * cout + o] = Int32((t * cin + c) * cout + o) }
+                }
+            }
+            let reordered = try reshape(try gatherColumns(try reshape(weight, [1, weight.count]), index), [cin, K * K * cout])
+            let z = try reshape(try matmul(x, reordered), Array(x.shape.dropLast()) + [K * K * cout])
+            let y = try apply(TapSum(kernel: K), bias.map { [z, $0] } ?? [z])[0]
+            return activation == .identity ? y : try unary(activation, y, parameter: slope)
         }
         let fused = Linear.fusable(activation) ? activation : .identity
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
