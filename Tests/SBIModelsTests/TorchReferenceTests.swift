@@ -64,4 +64,53 @@ final class TorchReferenceTests: XCTestCase {
             }
         }
     }
+
+    /// Glow (2 scales, 2 steps, 16 channels) with random weights, on 8×8×3 images, by sbi-gpu on
+    /// every backend and by Benchmarks/reference/glow.py from the same checkpoint, with the
+    /// dequantization u = ½ on both sides.
+    func testGlowLogProbMatchesPyTorch() throws {
+        guard (try? python(["-c", "import torch, safetensors"]).status) == 0 else {
+            throw XCTSkip("python3 with torch and safetensors is not available")
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = root.appendingPathComponent("Benchmarks/reference/glow.py")
+        var configuration = GlowConfiguration(height: 8, width: 8, channels: 3, levels: 256)
+        (configuration.scales, configuration.steps, configuration.hidden) = (2, 2, 16)
+        let flow = try GlowDensity(configuration)
+        let rows = 5, d = configuration.features
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("torch-glow-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pixels = (0..<(rows * d)).map { Float(Philox.word(at: UInt64($0), seed: 8) % 256) }
+        let images = directory.appendingPathComponent("images.npy")
+        try NumPy.write(try NumPyArray(uint8s: pixels.map { UInt8($0) }, shape: [rows, 8, 8, 3]), to: images)
+        var reference: [Double]?
+        for backend in try modelBackends() {
+            let graph = Graph()
+            let x = graph.input("x", rows: rows, cols: d)
+            let logq = try flow.logProb(x, context: nil, in: graph)
+            let store = try ParameterStore(graph: graph, backend: backend, seed: 1)
+            for e in store.entries {
+                let triangular = e.name.hasSuffix(".lower") || e.name.hasSuffix(".upper")
+                try store.write(e.name, uniformValues(e.count, seed: UInt64(e.offset) &+ 5, bound: triangular ? 0.02 : 0.2))
+            }
+            let plan = try Plan(graph: graph, backend: backend, outputs: [logq], parameters: store)
+            try plan.feed(x, pixels)
+            for (tensor, _, _) in graph.noiseInputs { try plan.feed(tensor, [Float](repeating: 0.5, count: tensor.count)) }
+            try plan.run()
+            let ours = try plan.read(logq)
+            if reference == nil {
+                let checkpoint = directory.appendingPathComponent("glow.safetensors")
+                try store.save(to: checkpoint)
+                let (status, output) = try python([script.path, "logprob", "--checkpoint", checkpoint.path, "--data", images.path,
+                                                   "--scales", "2", "--steps", "2", "--hidden", "16"])
+                XCTAssertEqual(status, 0)
+                reference = try JSONDecoder().decode([Double].self, from: output)
+            }
+            XCTAssertEqual(ours.count, rows)
+            for (a, b) in zip(ours, reference!) {
+                XCTAssertEqual(Double(a), b, accuracy: 1e-4 * max(1, abs(b)), "glow on \(backend.kind)")
+            }
+        }
+    }
 }
