@@ -56,6 +56,12 @@ final class TrainingTests: XCTestCase {
         XCTAssertTrue(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, largestParameter: 1_000))
         XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, largestParameter: 10_000_000))
         XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 63, largestParameter: 1_000))
+        // An image model's products have a row per pixel: 64 images of 28×28 do not split.
+        XCTAssertFalse(Trainer.splitsBatch(backend: CPUBackend(), batch: 64, largestParameter: 1_000, rowsPerExample: 784))
+        let images = Graph()
+        _ = try images.conv2d(images.input("x", shape: [64, 28, 28, 2]),
+                              weight: images.parameter("w", shape: [3, 3, 2, 8], initializer: .zeros), bias: nil)
+        XCTAssertEqual(Trainer.rowsPerExample(images, batch: 64), 784)
     }
 
     func testEarlyStoppingAndPlateauSchedule() throws {

@@ -158,7 +158,8 @@ public final class Trainer {
             return Replica(plan: plan, inputs: try bind(g), loss: loss, rows: rows, masks: g.dropoutMasks)
         }
         if splitBatch ?? Trainer.splitsBatch(backend: backend, batch: batch,
-                                                         largestParameter: store.entries.map(\.count).max() ?? 0) {
+                                             largestParameter: store.entries.map(\.count).max() ?? 0,
+                                             rowsPerExample: Trainer.rowsPerExample(graph, batch: batch)) {
             guard batch % 2 == 0 else { throw SBIError.invalidArgument("a split batch needs an even batch size, not \(batch)") }
             let second = try backend.makeBuffer(count: store.count)
             try backend.fill(second.view, value: 0)  // the padding between entries stays zero
@@ -263,9 +264,17 @@ public final class Trainer {
     /// the two threads never reconfigure OpenBLAS under each other. The estimators' products
     /// multiply activations by a weight (or, for its gradient, activations by activations over
     /// the batch), so their multiply-adds are at most rows × the largest parameter's size.
-    static func splitsBatch(backend: Backend, batch: Int, largestParameter: Int) -> Bool {
+    /// `rowsPerExample` counts the matrix rows one example makes: its pixels for an image model,
+    /// whose convolutions multiply (N·H·W)-row matrices.
+    static func splitsBatch(backend: Backend, batch: Int, largestParameter: Int, rowsPerExample: Int = 1) -> Bool {
         guard let cpu = backend as? CPUBackend else { return false }
-        return batch % 2 == 0 && batch >= 64 && batch / 2 * largestParameter < cpu.singleThreadedGEMMWork
+        return batch % 2 == 0 && batch >= 64 && batch / 2 * rowsPerExample * largestParameter < cpu.singleThreadedGEMMWork
+    }
+
+    /// The most matrix rows one example of `batch` makes in `graph`: 1 for vectors, H·W for the
+    /// N×H×W×C tensors of an image model.
+    static func rowsPerExample(_ graph: Graph, batch: Int) -> Int {
+        graph.tensors.filter { $0.shape.count > 2 && $0.shape[0] == batch }.map { $0.rows / batch }.max() ?? 1
     }
 
     /// The rows every estimator trains on and those it holds out for validation (the GMM
