@@ -38,9 +38,9 @@ public struct EstimatorOptions: Sendable {
 
 /// Density estimators by name, for the inference layer and the CLI.
 public enum Estimators {
-    public static let names = ["realnvp", "nsf", "maf", "mdn", "gmm", "glow"]
+    public static let names = ["realnvp", "nsf", "maf", "mdn", "gmm", "glow", "realnvp-ms"]
     /// The estimators of images (rows of H·W·C pixels) rather than of vectors.
-    public static let imageNames = ["glow"]
+    public static let imageNames = MultiScaleArchitecture.allCases.map(\.estimatorName)
 
     public static func make(_ name: String, features: Int, contextFeatures: Int, backend: Backend,
                             options: EstimatorOptions = EstimatorOptions()) throws -> DensityEstimator {
@@ -67,13 +67,15 @@ public enum Estimators {
         case "gmm":
             return try GaussianMixture(features: features, contextFeatures: contextFeatures,
                                        components: options.components ?? 10)
-        case "glow":
+        case "glow", "realnvp-ms":
             guard let image = options.image, image.height * image.width * image.channels == features else {
-                throw SBIError.invalidArgument("glow models images: give the image shape (height×width×channels = \(features) features)")
+                throw SBIError.invalidArgument("\(name) models images: give the image shape (height×width×channels = \(features) features)")
             }
             var configuration = GlowConfiguration(height: image.height, width: image.width, channels: image.channels,
                                                   contextFeatures: contextFeatures, levels: options.levels ?? 256)
-            if let transforms = options.transforms { configuration.steps = transforms }
+            let architecture: MultiScaleArchitecture = name == "glow" ? .glow : .realnvp
+            configuration.architecture = architecture
+            configuration.steps = options.transforms ?? architecture.defaultSteps
             if let hidden = options.hidden?.first { configuration.hidden = hidden }
             if let scales = options.scales { configuration.scales = scales }
             if let preprocessing = options.preprocessing { configuration.preprocessing = preprocessing }
@@ -95,7 +97,7 @@ public enum Estimators {
     }
 
     public static func makeGlow(_ configuration: GlowConfiguration, backend: Backend) throws -> NeuralEstimator {
-        NeuralEstimator(name: "glow", model: try GlowDensity(configuration), backend: backend,
+        NeuralEstimator(name: configuration.resolvedArchitecture.estimatorName, model: try GlowDensity(configuration), backend: backend,
                         architecture: ["glow.configuration": try Checkpoint.json(configuration)])
     }
 
@@ -120,7 +122,7 @@ public enum Estimators {
             return estimator
         case "gmm":
             return try GaussianMixture.load(file, path: url.path)
-        case "glow":
+        case "glow", "realnvp-ms":
             let configuration = try Checkpoint.decode(GlowConfiguration.self, file.metadata["glow.configuration"],
                                                       key: "glow.configuration", path: url.path)
             let estimator = try makeGlow(configuration, backend: backend)

@@ -8,11 +8,13 @@ import SBIModels
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Draw posterior samples for one or more observations from a trained run.",
+        abstract: "Draw posterior samples for one or more observations from a trained run, or images from a density model.",
         discussion: """
             NPE draws from q(θ|x_o) and rejects samples outside the prior's support (the acceptance \
             rate is reported); NLE runs batched slice-sampling chains on q(x_o|θ)·p(θ) and reports R̂. \
-            With one observation the output is num×d; with R observations R×num×d.
+            With one observation the output is num×d; with R observations R×num×d. \
+            A density model (train --method density) draws --num images (per --context row) at \
+            --temperature, writes them as N×H×W(×C) uint8 to --out and a PNG grid beside it.
             """)
 
     @OptionGroup var device: DeviceOptions

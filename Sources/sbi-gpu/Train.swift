@@ -21,7 +21,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var device: DeviceOptions
     @Option(help: "npe (learn q(θ|x)), nle (learn q(x|θ), sampled by MCMC), or density (learn q(x) of the images in --data, or q(x|c) with --context).") var method = "npe"
-    @Option(help: "Density estimator: \(Estimators.names.joined(separator: ", ")) (default nsf; glow for --method density).") var estimator: String?
+    @Option(help: "Density estimator: \(Estimators.names.joined(separator: ", ")) (default nsf; glow for --method density, which also takes realnvp-ms).") var estimator: String?
     /// --estimator, or the method's default.
     var resolvedEstimator: String { estimator ?? (method == "density" ? "glow" : "nsf") }
     @Option(help: "Parameters θ, one row per simulation (.npy, or FILE.npz:NAME).") var theta: String?
@@ -30,14 +30,15 @@ struct Train: ParsableCommand {
     @Option(help: "--method density: a context vector per image (.npy, N×D or N), making the model q(x|context).") var context: String?
     @Option(parsing: .unconditional, help: "--method density: pixel levels, the data's pixels being integers 0…levels−1 (default 256 for uint8 images; required for other dtypes).") var levels: Int?
     @Flag(help: "--method density: the images are N×C×H×W (PyTorch's layout).") var channelsFirst = false
-    @Option(parsing: .unconditional, help: "glow: scales (squeeze and factor-out levels); default: halve to no less than 2×2, at most 3.") var scales: Int?
+    @Option(parsing: .unconditional, help: "glow, realnvp-ms: scales (factor-out levels); default: halve to no less than 2×2, at most 3 squeezes.") var scales: Int?
+    @Option(help: "glow, realnvp-ms: how dequantized pixels in [0, 1) enter the flow: centered (x − ½, Glow's) or logit (logit(α + (1 − 2α)x), α = 0.05, RealNVP's); the log-det is counted either way.") var preprocessing = "centered"
     @Option(help: "Built-in task to simulate when no data is given.") var task = "two_moons"
     @Option(parsing: .unconditional, help: "Simulations to draw for --task.") var numSimulations = 10_000
     @Option(parsing: .singleValue, help: "Prior: \(Prior.specForms); repeat per dimension or give once to broadcast. Default: the task's prior, else a box around the training θ.")
     var prior: [String] = []
     @Option(help: "Output directory.") var out: String = "runs/latest"
     @Option(help: "Hidden widths of the estimator's networks, comma-separated.") var hidden = "64,64"
-    @Option(parsing: .unconditional, help: "Flow transforms (default 5), or glow's steps per scale (default 8).") var transforms: Int?
+    @Option(parsing: .unconditional, help: "Flow transforms (default 5), or the steps per scale of glow (default 8) and realnvp-ms (couplings per group, default 3).") var transforms: Int?
     @Option(parsing: .unconditional, help: "Spline bins (nsf).") var bins = 8
     @Option(parsing: .unconditional, help: "Mixture components (mdn, gmm).") var components = 10
     @Option(help: "Flows: an MLP embedding the conditioning data before the transforms: widths like 256,64 (the last is the embedded size), `none`, or `auto` (256,64 when it has 100 or more features, as images do).")
@@ -93,6 +94,9 @@ struct Train: ParsableCommand {
         }
         if let levels, levels < 2 { throw ValidationError("--levels \(levels): expected at least 2") }
         if let scales, scales < 1 { throw ValidationError("--scales \(scales): expected a positive count") }
+        guard ImagePreprocessing(rawValue: preprocessing) != nil else {
+            throw ValidationError("--preprocessing \(preprocessing): expected \(ImagePreprocessing.allCases.map(\.rawValue).joined(separator: " or "))")
+        }
         guard (theta == nil) == (x == nil) else { throw ValidationError("--theta and --x go together") }
         guard data == nil || theta == nil else { throw ValidationError("give --data or --theta/--x, not both") }
         guard numSimulations > 1 else { throw ValidationError("--num-simulations must be at least 2") }

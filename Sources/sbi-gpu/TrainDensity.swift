@@ -49,6 +49,7 @@ extension Train {
         policy.estimator = resolvedEstimator
         policy.options = EstimatorOptions(hidden: try hiddenWidths(), transforms: transforms, seed: training.seed)
         policy.options.scales = scales
+        policy.options.preprocessing = ImagePreprocessing(rawValue: preprocessing)
         policy.dataBudget = try deviceMemoryBudget()
         try training.apply(to: &policy)
         let directory = try makeDirectory(out)

@@ -114,9 +114,13 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(samples.shape, [9, 8, 8])
         XCTAssertTrue(try samples.uint8s().allSatisfy { $0 < 4 })
         XCTAssertTrue(FileManager.default.fileExists(atPath: path("s.png")))
-        // Conditional: one context row per image; sampling for one context row.
+        // The multi-scale RealNVP trains and evaluates the same way.
+        try run(["train", "--device", "cpu", "--method", "density", "--estimator", "realnvp-ms", "--data", path("images.npy"),
+                 "--out", path("rnvp")] + tiny)
+        try run(["log-prob", "--device", "cpu", "--model", path("rnvp"), "--data", path("images.npy"), "--out", path("rbpd.npy")])
+        // Conditional, with the logit preprocessing: one context row per image; sampling for one context row.
         try run(["train", "--device", "cpu", "--method", "density", "--data", path("images.npy"), "--context", path("context.npy"),
-                 "--out", path("glow-c")] + tiny)
+                 "--preprocessing", "logit", "--out", path("glow-c")] + tiny)
         try NumPy.write(try NumPyArray(floats: [1, 2], shape: [1, 2]), to: URL(fileURLWithPath: path("c1.npy")))
         try run(["sample", "--device", "cpu", "--model", path("glow-c"), "--num", "4", "--context", path("c1.npy"), "--out", path("sc.npy")])
         XCTAssertEqual(try NumPy.read(URL(fileURLWithPath: path("sc.npy"))).shape, [4, 8, 8])

@@ -32,6 +32,8 @@ public struct GlowConfiguration: Codable, Equatable, Sendable {
     public var steps = 8
     /// Channels of the coupling nets' hidden layers.
     public var hidden = 64
+    /// glow, or Dinh et al.'s multi-scale RealNVP (nil: glow, as checkpoints before it say).
+    public var architecture: MultiScaleArchitecture? = nil
     public var preprocessing: ImagePreprocessing = .centered
     public var logitAlpha: Float = 0.05
     public var seed: UInt64 = 0
@@ -56,20 +58,43 @@ public struct GlowConfiguration: Codable, Equatable, Sendable {
         }
         return scales
     }
-    public var resolvedScales: Int { scales ?? Self.defaultScales(height: height, width: width) }
+    public var resolvedArchitecture: MultiScaleArchitecture { architecture ?? .glow }
+    /// Glow squeezes at every scale; the multi-scale RealNVP's last scale works at the resolution
+    /// the others leave, so it has one scale more for the same image (28×28: 2 and 3).
+    public var resolvedScales: Int {
+        scales ?? Self.defaultScales(height: height, width: width) + (resolvedArchitecture == .realnvp ? 1 : 0)
+    }
+    /// 2×2 squeezes the flow makes.
+    var squeezes: Int { resolvedArchitecture == .glow ? resolvedScales : resolvedScales - 1 }
 
     func check() throws {
         guard height > 0, width > 0, channels > 0, contextFeatures >= 0 else {
             throw SBIError.invalidArgument("glow needs images of positive size, got \(height)×\(width)×\(channels)")
         }
-        let L = resolvedScales
-        guard L >= 1, height % (1 << L) == 0, width % (1 << L) == 0 else {
-            throw SBIError.invalidArgument("glow with \(L) scales needs height and width divisible by \(1 << max(L, 1)); the images are \(height)×\(width)")
+        let L = resolvedScales, squeezes = max(0, squeezes)
+        guard L >= 1, height % (1 << squeezes) == 0, width % (1 << squeezes) == 0 else {
+            throw SBIError.invalidArgument("\(resolvedArchitecture.estimatorName) with \(L) scales needs height and width divisible by \(1 << squeezes); the images are \(height)×\(width)")
         }
         guard steps > 0, hidden > 0 else { throw SBIError.invalidArgument("glow needs steps > 0 and hidden > 0") }
         guard levels >= 2 else { throw SBIError.invalidArgument("glow needs at least 2 pixel levels, got \(levels)") }
         guard logitAlpha > 0, logitAlpha < 0.5 else { throw SBIError.invalidArgument("the logit α must be in (0, ½), got \(logitAlpha)") }
     }
+}
+
+/// The multi-scale flows on images.
+public enum MultiScaleArchitecture: String, Codable, Sendable, CaseIterable {
+    /// Kingma & Dhariwal's Glow (see `GlowConfiguration`).
+    case glow
+    /// Dinh et al.'s multi-scale RealNVP: at each scale but the last, K affine couplings with
+    /// alternating checkerboard masks, a squeeze, K with alternating channel halves, then half
+    /// the channels factored out; the last scale K + 1 checkerboard couplings. Each coupling
+    /// y = x⊙exp(s) + t, s = 2·tanh(raw/2), after a per-channel ActNorm; the nets as Glow's.
+    case realnvp
+
+    /// The `--estimator` name.
+    public var estimatorName: String { self == .glow ? "glow" : "realnvp-ms" }
+    /// Steps per scale when not given.
+    public var defaultSteps: Int { self == .glow ? 8 : 3 }
 }
 
 /// The Glow density (see `GlowConfiguration`) as graph computations on rows of H·W·C pixel values
@@ -201,19 +226,9 @@ public struct GlowDensity: NeuralDensity {
     /// Affine coupling: the first ⌊c/2⌋ channels xa pass; the others become (xb + t)⊙σ(raw + 2),
     /// [t | raw] = NN(xa ⊕ context), log-det Σ log σ(raw + 2).
     func coupling(_ name: String, _ x: Tensor, context: Tensor?, inverse: Bool, in g: Graph) throws -> (Tensor, Tensor) {
-        let c = x.cols, ca = c / 2, cb = c - ca, hidden = configuration.hidden
+        let c = x.cols, ca = c / 2, cb = c - ca
         let xa = try g.slice(x, start: 0, width: ca), xb = try g.slice(x, start: ca, width: cb)
-        let input = try withContext(xa, context, in: g)
-        let cin = input.cols
-        let w0 = g.parameter(name + ".net.0.weight", shape: [3, 3, cin, hidden], initializer: .kaimingUniform(fanIn: 9 * cin))
-        let b0 = g.parameter(name + ".net.0.bias", rows: 1, cols: hidden, initializer: .zeros)
-        let w1 = g.parameter(name + ".net.1.weight", shape: [1, 1, hidden, hidden], initializer: .kaimingUniform(fanIn: hidden))
-        let b1 = g.parameter(name + ".net.1.bias", rows: 1, cols: hidden, initializer: .zeros)
-        let w2 = g.parameter(name + ".net.2.weight", shape: [3, 3, hidden, 2 * cb], initializer: .zeros)
-        let b2 = g.parameter(name + ".net.2.bias", rows: 1, cols: 2 * cb, initializer: .zeros)
-        let h0 = try g.conv2d(input, weight: w0, bias: b0, activation: .relu)
-        let h1 = try g.conv2d(h0, weight: w1, bias: b1, activation: .relu)
-        let out = try g.conv2d(h1, weight: w2, bias: b2)
+        let out = try couplingNet(name, try withContext(xa, context, in: g), outputs: 2 * cb, in: g)
         let shift = try g.slice(out, start: 0, width: cb)
         let raw = try g.affine(try g.slice(out, start: cb, width: cb), scale: 1, shift: 2)
         let scale = try g.unary(.sigmoid, raw)
@@ -224,12 +239,66 @@ public struct GlowDensity: NeuralDensity {
         return (try g.concat([xa, yb]), inverse ? try g.affine(logDet, scale: -1, shift: 0) : logDet)
     }
 
+    /// A coupling net: conv 3×3 → ReLU → conv 1×1 → ReLU → zero-initialized conv 3×3 (so that
+    /// every coupling starts as the identity), `configuration.hidden` channels.
+    func couplingNet(_ name: String, _ input: Tensor, outputs: Int, in g: Graph) throws -> Tensor {
+        let cin = input.cols, hidden = configuration.hidden
+        let w0 = g.parameter(name + ".net.0.weight", shape: [3, 3, cin, hidden], initializer: .kaimingUniform(fanIn: 9 * cin))
+        let b0 = g.parameter(name + ".net.0.bias", rows: 1, cols: hidden, initializer: .zeros)
+        let w1 = g.parameter(name + ".net.1.weight", shape: [1, 1, hidden, hidden], initializer: .kaimingUniform(fanIn: hidden))
+        let b1 = g.parameter(name + ".net.1.bias", rows: 1, cols: hidden, initializer: .zeros)
+        let w2 = g.parameter(name + ".net.2.weight", shape: [3, 3, hidden, outputs], initializer: .zeros)
+        let b2 = g.parameter(name + ".net.2.bias", rows: 1, cols: outputs, initializer: .zeros)
+        let h0 = try g.conv2d(input, weight: w0, bias: b0, activation: .relu)
+        let h1 = try g.conv2d(h0, weight: w1, bias: b1, activation: .relu)
+        return try g.conv2d(h1, weight: w2, bias: b2)
+    }
+
+    /// RealNVP's scale stabilizer: s = 2·tanh(raw/2).
+    static let realNVPScaleBound: Float = 2
+
+    /// RealNVP's checkerboard coupling on [N, h, w, c]: the pixels with (i + j) % 2 = parity pass
+    /// (all their channels); the others become x⊙exp(s) + t with [s | t] = NN(x⊙m ⊕ context), by
+    /// the fused `AffineCouplingOp` on each image's h·w·c values.
+    func checkerboardCoupling(_ name: String, _ x: Tensor, parity: Int, context: Tensor?, inverse: Bool,
+                              in g: Graph) throws -> (Tensor, Tensor) {
+        let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), D = h * w * c
+        let mask = (0..<D).map { k -> Float in let p = k / c; return (p / w + p % w) % 2 == parity ? 1 : 0 }
+        let maskRow = g.constant(mask, rows: 1, cols: D)
+        let flat = try g.reshape(x, [n, D])
+        let masked = try g.reshape(try g.multiply(flat, maskRow), x.shape)
+        let out = try couplingNet(name, try withContext(masked, context, in: g), outputs: 2 * c, in: g)
+        // Per pixel the net gives [s | t] of its channels; the op wants every s, then every t.
+        var order = [Int32](repeating: 0, count: 2 * D)
+        for k in 0..<D {
+            order[k] = Int32((k / c) * 2 * c + k % c)
+            order[D + k] = Int32((k / c) * 2 * c + c + k % c)
+        }
+        let st = try g.gatherColumns(try g.reshape(out, [n, 2 * D]), order)
+        let result = try g.apply(AffineCouplingOp(inverse: inverse, bound: Self.realNVPScaleBound), [flat, st, maskRow])
+        return (try g.reshape(result[0], x.shape), result[1])
+    }
+
+    /// RealNVP's channel coupling: the first half of the channels passes (the second with
+    /// `flip`), the other half becomes x⊙exp(s) + t with [s | t] = NN(passing half ⊕ context).
+    func channelCoupling(_ name: String, _ x: Tensor, flip: Bool, context: Tensor?, inverse: Bool,
+                         in g: Graph) throws -> (Tensor, Tensor) {
+        let (n, c) = (x.shape[0], x.cols), half = c / 2
+        let passing = flip ? (half, c - half) : (0, half)
+        let mask = (0..<c).map { j -> Float in j >= passing.0 && j < passing.0 + passing.1 ? 1 : 0 }
+        let input = try withContext(try g.slice(x, start: passing.0, width: passing.1), context, in: g)
+        let st = try couplingNet(name, input, outputs: 2 * c, in: g)
+        let result = try g.apply(AffineCouplingOp(inverse: inverse, bound: Self.realNVPScaleBound),
+                                 [x, st, g.constant(mask, rows: 1, cols: c)])
+        return (result[0], try g.sumRows(try g.reshape(result[1], [n, x.count / (n * c)])))
+    }
+
     /// Mean and log-std of the factored-out half at scale `level` from the half that stays.
     func splitPrior(_ level: Int, _ kept: Tensor, context: Tensor?, in g: Graph) throws -> (Tensor, Tensor) {
         let input = try withContext(kept, context, in: g)
         let out = kept.cols  // the factored half has as many channels as the kept one
-        let w = g.parameter("glow.\(level).prior.weight", shape: [3, 3, input.cols, 2 * out], initializer: .zeros)
-        let b = g.parameter("glow.\(level).prior.bias", rows: 1, cols: 2 * out, initializer: .zeros)
+        let w = g.parameter("\(prefix).\(level).prior.weight", shape: [3, 3, input.cols, 2 * out], initializer: .zeros)
+        let b = g.parameter("\(prefix).\(level).prior.bias", rows: 1, cols: 2 * out, initializer: .zeros)
         let h = try g.conv2d(input, weight: w, bias: b)
         return (try g.slice(h, start: 0, width: out), try g.slice(h, start: out, width: out))
     }
@@ -239,8 +308,8 @@ public struct GlowDensity: NeuralDensity {
     func topPrior(_ shape: [Int], context: Tensor?, in g: Graph) throws -> (Tensor, Tensor)? {
         guard let context else { return nil }
         let c = shape[3]
-        let w = g.parameter("glow.top.weight", rows: context.cols, cols: 2 * c, initializer: .zeros)
-        let b = g.parameter("glow.top.bias", rows: 1, cols: 2 * c, initializer: .zeros)
+        let w = g.parameter("\(prefix).top.weight", rows: context.cols, cols: 2 * c, initializer: .zeros)
+        let b = g.parameter("\(prefix).top.bias", rows: 1, cols: 2 * c, initializer: .zeros)
         // The same linear map at every pixel of the context's channels (gathering the map's output
         // instead would repeat rows, whose gradient a gather cannot sum).
         let channels = try contextChannels(context, images: shape[0], height: shape[1], width: shape[2], in: g)
@@ -255,13 +324,71 @@ public struct GlowDensity: NeuralDensity {
         return try g.gaussianLogDensity(zf, mean: try g.reshape(mean, flat), logStd: try g.reshape(logStd, flat))
     }
 
-    func stepName(_ level: Int, _ step: Int) -> String { "glow.\(level).\(step)" }
-    var actNormCount: Int { configuration.resolvedScales * configuration.steps }
+    /// The parameters' name prefix: "glow" or "realnvp".
+    var prefix: String { configuration.resolvedArchitecture.rawValue }
+
+    /// One layer of the flow, in the data → latent order.
+    enum Step {
+        case squeeze
+        case actNorm(String)
+        case invertibleConvolution(String)
+        case glowCoupling(String)
+        case checkerboard(String, parity: Int)
+        case channels(String, flip: Bool)
+        /// Half the channels factored out to scale `level`'s prior.
+        case split(level: Int)
+    }
+
+    /// The layers, data to latent.
+    var program: [Step] {
+        var steps: [Step] = []
+        let K = configuration.steps
+        for level in 0...lastScale {
+            func name(_ k: Int) -> String { "\(prefix).\(level).\(k)" }
+            switch configuration.resolvedArchitecture {
+            case .glow:
+                steps.append(.squeeze)
+                for k in 0..<K {
+                    steps += [.actNorm(name(k) + ".actnorm"), .invertibleConvolution(name(k) + ".invconv"),
+                              .glowCoupling(name(k) + ".coupling")]
+                }
+            case .realnvp:
+                let checkerboards = level < lastScale ? K : K + 1
+                for k in 0..<checkerboards {
+                    steps += [.actNorm(name(k) + ".actnorm"), .checkerboard(name(k) + ".coupling", parity: k % 2)]
+                }
+                if level < lastScale {
+                    steps.append(.squeeze)
+                    for k in K..<(2 * K) {
+                        steps += [.actNorm(name(k) + ".actnorm"), .channels(name(k) + ".coupling", flip: (k - K) % 2 == 1)]
+                    }
+                }
+            }
+            if level < lastScale { steps.append(.split(level: level)) }
+        }
+        return steps
+    }
+
+    /// The shapes (h, w, c) of each scale's factored-out latents and of the top latent.
+    var latentShapes: (factored: [[Int]], top: [Int]) {
+        var (h, w, c) = (configuration.height, configuration.width, configuration.channels)
+        var factored: [[Int]] = []
+        for step in program {
+            switch step {
+            case .squeeze: (h, w, c) = (h / 2, w / 2, 4 * c)
+            case .split:
+                factored.append([h, w, c - c / 2])
+                c /= 2
+            default: break
+            }
+        }
+        return (factored, [h, w, c])
+    }
 
     // MARK: directions
 
     /// The data's log q and the standard-normal noise that `sample` maps back to the data (in
-    /// `noiseLayout` order), or, with `probe`, only the input of ActNorm number `probe` (scale-major).
+    /// `noiseLayout` order), or, with `probe`, only the input of ActNorm number `probe` (in order).
     func encode(_ y: Tensor, context: Tensor?, in g: Graph, probe: Int? = nil) throws
         -> (logProb: Tensor?, noise: Tensor?, probe: Tensor?) {
         let n = y.rows, D = features, levels = Float(configuration.levels)
@@ -293,25 +420,31 @@ public struct GlowDensity: NeuralDensity {
             } ?? z
             noise.append(try g.reshape(epsilon, [n, z.count / n]))
         }
-        var index = 0
-        for level in 0...lastScale {
-            h = try squeeze(h, in: g)
-            for step in 0..<configuration.steps {
-                if index == probe { return (nil, nil, h) }
-                index += 1
-                let name = stepName(level, step)
-                let (a, d0) = try actNorm(name + ".actnorm", h, inverse: false, in: g)
-                let (b, d1) = try invertibleConvolution(name + ".invconv", a, inverse: false, in: g)
-                let (c, d2) = try coupling(name + ".coupling", b, context: context, inverse: false, in: g)
-                h = c
-                logDet = try g.add(try g.add(try g.add(logDet, d0), d1), d2)
-            }
-            if level < lastScale {
+        var actNorms = 0
+        for step in program {
+            var layerLogDet: Tensor?
+            switch step {
+            case .squeeze:
+                h = try squeeze(h, in: g)
+            case let .actNorm(name):
+                if actNorms == probe { return (nil, nil, h) }
+                actNorms += 1
+                (h, layerLogDet) = try actNorm(name, h, inverse: false, in: g)
+            case let .invertibleConvolution(name):
+                (h, layerLogDet) = try invertibleConvolution(name, h, inverse: false, in: g)
+            case let .glowCoupling(name):
+                (h, layerLogDet) = try coupling(name, h, context: context, inverse: false, in: g)
+            case let .checkerboard(name, parity):
+                (h, layerLogDet) = try checkerboardCoupling(name, h, parity: parity, context: context, inverse: false, in: g)
+            case let .channels(name, flip):
+                (h, layerLogDet) = try channelCoupling(name, h, flip: flip, context: context, inverse: false, in: g)
+            case let .split(level):
                 let half = h.cols / 2
-                let kept = try g.slice(h, start: 0, width: half), factored = try g.slice(h, start: half, width: half)
+                let kept = try g.slice(h, start: 0, width: half), factored = try g.slice(h, start: half, width: h.cols - half)
                 try addLatent(factored, try splitPrior(level, kept, context: context, in: g))
                 h = kept
             }
+            if let layerLogDet { logDet = try g.add(logDet, layerLogDet) }
         }
         try addLatent(h, try topPrior(h.shape, context: context, in: g))
         return (try g.add(latentLogProb!, logDet), noise.count == 1 ? noise[0] : try g.concat(noise), nil)
@@ -324,8 +457,8 @@ public struct GlowDensity: NeuralDensity {
     /// Where each scale's factored-out latents sit in a row of noise (scale order), and the top's.
     var noiseLayout: (factored: [Range<Int>], top: Range<Int>) {
         var ranges: [Range<Int>] = [], start = 0
-        for (level, shape) in scaleShapes.enumerated() where level < lastScale {
-            let size = shape.h * shape.w * shape.c / 2
+        for shape in latentShapes.factored {
+            let size = shape.reduce(1, *)
             ranges.append(start..<(start + size))
             start += size
         }
@@ -333,38 +466,42 @@ public struct GlowDensity: NeuralDensity {
     }
 
     public func sample(noise: Tensor, context: Tensor?, in g: Graph) throws -> (samples: Tensor, logProb: Tensor) {
-        let n = noise.rows, shapes = scaleShapes, layout = noiseLayout
+        let n = noise.rows, layout = noiseLayout, shapes = latentShapes
         func latent(_ range: Range<Int>, _ shape: [Int]) throws -> Tensor {
-            try g.reshape(try g.slice(noise, start: range.lowerBound, width: range.count), shape)
+            try g.reshape(try g.slice(noise, start: range.lowerBound, width: range.count), [n] + shape)
         }
         /// μ + exp(log σ)⊙ε for a prior, ε itself for N(0, I).
         func draw(_ epsilon: Tensor, _ prior: (Tensor, Tensor)?) throws -> Tensor {
             guard let (mean, logStd) = prior else { return epsilon }
             return try g.add(mean, try g.multiply(try g.exp(logStd), epsilon))
         }
-        let top = shapes[lastScale]
-        let topShape = [n, top.h, top.w, top.c]
-        let topPrior = try topPrior(topShape, context: context, in: g)
-        var h = try draw(try latent(layout.top, topShape), topPrior)
+        let topPrior = try topPrior([n] + shapes.top, context: context, in: g)
+        var h = try draw(try latent(layout.top, shapes.top), topPrior)
         var logProb = try gaussian(h, topPrior, in: g)
         var inverseLogDet: Tensor?
         func addInverse(_ t: Tensor) throws { inverseLogDet = try inverseLogDet.map { try g.add($0, t) } ?? t }
-        for level in stride(from: lastScale, through: 0, by: -1) {
-            if level < lastScale {
+        for step in program.reversed() {
+            var layerLogDet: Tensor?
+            switch step {
+            case .squeeze:
+                h = try unsqueeze(h, in: g)
+            case let .actNorm(name):
+                (h, layerLogDet) = try actNorm(name, h, inverse: true, in: g)
+            case let .invertibleConvolution(name):
+                (h, layerLogDet) = try invertibleConvolution(name, h, inverse: true, in: g)
+            case let .glowCoupling(name):
+                (h, layerLogDet) = try coupling(name, h, context: context, inverse: true, in: g)
+            case let .checkerboard(name, parity):
+                (h, layerLogDet) = try checkerboardCoupling(name, h, parity: parity, context: context, inverse: true, in: g)
+            case let .channels(name, flip):
+                (h, layerLogDet) = try channelCoupling(name, h, flip: flip, context: context, inverse: true, in: g)
+            case let .split(level):
                 let prior = try splitPrior(level, h, context: context, in: g)
-                let factored = try draw(try latent(layout.factored[level], h.shape), prior)
+                let factored = try draw(try latent(layout.factored[level], shapes.factored[level]), prior)
                 logProb = try g.add(logProb, try gaussian(factored, prior, in: g))
                 h = try g.concat([h, factored])
             }
-            for step in stride(from: configuration.steps - 1, through: 0, by: -1) {
-                let name = stepName(level, step)
-                let (c, d2) = try coupling(name + ".coupling", h, context: context, inverse: true, in: g)
-                let (b, d1) = try invertibleConvolution(name + ".invconv", c, inverse: true, in: g)
-                let (a, d0) = try actNorm(name + ".actnorm", b, inverse: true, in: g)
-                h = a
-                try addInverse(try g.add(try g.add(d2, d1), d0))
-            }
-            h = try unsqueeze(h, in: g)
+            if let layerLogDet { try addInverse(layerLogDet) }
         }
         let D = features, levels = Float(configuration.levels)
         var x = try g.reshape(h, [n, D])
@@ -390,7 +527,8 @@ public struct GlowDensity: NeuralDensity {
     public func initialize(store: ParameterStore, data: InitializationData) throws {
         let rows = min(512, data.rows)
         let y = data.y(0..<rows), context = data.context(0..<rows)
-        for (index, (level, step)) in (0...lastScale).flatMap({ l in (0..<configuration.steps).map { (l, $0) } }).enumerated() {
+        let names = program.compactMap { step -> String? in if case let .actNorm(name) = step { return name }; return nil }
+        for (index, name) in names.enumerated() {
             let g = Graph()
             let input = g.input("y", rows: rows, cols: features)
             let c = contextFeatures > 0 ? g.input("context", rows: rows, cols: contextFeatures) : nil
@@ -401,7 +539,6 @@ public struct GlowDensity: NeuralDensity {
             try plan.fillNoise(seed: configuration.seed ^ 0x494E_4954, offset: 0)  // "INIT"
             try plan.run()
             let statistics = Standardize.fit(try plan.read(probe), cols: probe.cols)
-            let name = stepName(level, step) + ".actnorm"
             try store.write(name + ".bias", statistics.mean.map { -$0 })
             try store.write(name + ".logScale", statistics.std.map { -Foundation.log($0) })
         }
