@@ -18,6 +18,7 @@ struct ABC: ParsableCommand {
     @Option(parsing: .unconditional, help: "Share of simulations to keep.") var quantile = 0.01
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Output .npy of accepted θ.") var out: String
+    @Flag(help: "Replace --out if it exists.") var force = false
 
     func validate() throws {
         guard numSimulations > 0 else { throw ValidationError("--num-simulations \(numSimulations): expected a positive count") }
@@ -26,6 +27,7 @@ struct ABC: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputFile(out, force: force)
         let t: Matrix, xs: Matrix
         if let theta, let x {
             t = try Matrix.load(theta, option: "--theta")

@@ -184,6 +184,50 @@ final class ProgressBar {
     }
 }
 
+/// Refuses, before any work, an output file that could not be written or would silently replace
+/// one: a directory in its place, a parent directory that is missing or not writable, or an
+/// existing file without `--force`.
+func checkOutputFile(_ path: String, flag: String = "--out", force: Bool) throws {
+    let url = URL(fileURLWithPath: path)
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+        if isDirectory.boolValue { throw ValidationError("\(flag) \(path): is a directory; give the name of a file to write") }
+        if !force { throw ValidationError("\(flag) \(path): exists; pass --force to replace it") }
+    }
+    try checkWritableDirectory(url.deletingLastPathComponent(), for: path, flag: flag)
+}
+
+/// Refuses a run directory that cannot be written (a file in its place, an unwritable nearest
+/// existing ancestor) or that holds a trained model, unless `--resume` continues it or `--force`
+/// replaces it.
+func checkRunDirectory(_ path: String, force: Bool, resume: Bool) throws {
+    let url = URL(fileURLWithPath: path, isDirectory: true)
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+        guard isDirectory.boolValue else { throw ValidationError("--out \(path): exists and is not a directory") }
+        if !force && !resume && FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) {
+            throw ValidationError("--out \(path): holds a trained model (model.safetensors); pass --resume to continue its training or --force to replace it")
+        }
+        try checkWritableDirectory(url, for: path, flag: "--out")
+        return
+    }
+    // Created later: the nearest existing ancestor must be a writable directory.
+    var ancestor = url.deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: ancestor.path) && ancestor.path != "/" { ancestor = ancestor.deletingLastPathComponent() }
+    try checkWritableDirectory(ancestor, for: path, flag: "--out")
+}
+
+func checkWritableDirectory(_ directory: URL, for path: String, flag: String) throws {
+    var isDirectory: ObjCBool = false
+    let dir = directory.path.isEmpty ? "." : directory.path
+    guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("\(flag) \(path): the directory \(dir) does not exist")
+    }
+    guard FileManager.default.isWritableFile(atPath: dir) else {
+        throw ValidationError("\(flag) \(path): the directory \(dir) is not writable")
+    }
+}
+
 /// Creates a run directory (and parents); refuses a path that is a file.
 func makeDirectory(_ path: String) throws -> URL {
     let url = URL(fileURLWithPath: path, isDirectory: true)

@@ -23,8 +23,10 @@ struct LogProb: ParsableCommand {
     @Option(help: "Density models: the context of each image (or one row for all).") var context: String?
     @Flag(help: "Density models: the images are N×C×H×W.") var channelsFirst = false
     @Option(help: "Output .npy of log densities (one per row), or of bits/dim for a density model.") var out: String
+    @Flag(help: "Replace --out if it exists.") var force = false
 
     func run() throws {
+        try checkOutputFile(out, force: force)
         let (run, directory) = try RunConfiguration.load(run: model)
         let backend = try device.backend()
         if run.method == "density" { return try runDensity(run, directory: directory, backend: backend) }

@@ -24,6 +24,7 @@ struct Sample: ParsableCommand {
     @Option(parsing: .unconditional, help: "Density models: scale of the base noise (Glow's temperature; below 1 gives smoother, likelier images).") var temperature: Float = 1
     @Option(parsing: .unconditional, help: "Samples per observation.") var num = 10_000
     @Option(help: "Output .npy file.") var out: String
+    @Flag(help: "Replace --out if it exists.") var force = false
     @Option(parsing: .unconditional, help: "Seed.") var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "NLE: parallel chains.") var chains = 100
     @Option(parsing: .unconditional, help: "NLE: warm-up iterations per chain.") var warmup = 200
@@ -37,6 +38,7 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
+        try checkOutputFile(out, force: force)
         let (run, directory) = try RunConfiguration.load(run: model)
         let backend = try device.backend()
         if run.method == "density" { return try runDensity(run, directory: directory, backend: backend) }
@@ -94,6 +96,7 @@ struct Sample: ParsableCommand {
         try requireMemory(for: [num, groups, shape.reduce(1, *)], flag: "--num \(num)", what: "images")
         let outURL = URL(fileURLWithPath: out)
         let gridURL = outURL.deletingPathExtension().appendingPathExtension("png")
+        try checkOutputFile(gridURL.path, flag: "--out's PNG grid", force: force)
         let started = Date()
         guard let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
             as? NeuralEstimator else { throw ValidationError("--model \(model): not a neural density model") }

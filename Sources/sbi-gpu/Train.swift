@@ -37,6 +37,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .singleValue, help: "Prior: \(Prior.specForms); repeat per dimension or give once to broadcast. Default: the task's prior, else a box around the training θ.")
     var prior: [String] = []
     @Option(help: "Output directory.") var out: String = "runs/latest"
+    @Flag(help: "Replace a trained model already in --out (without it, train refuses to, unless --resume continues it).") var force = false
     @Option(help: "Hidden widths of the estimator's networks, comma-separated.") var hidden = "64,64"
     @Option(parsing: .unconditional, help: "Flow transforms (default 5), or the steps per scale of glow (default 8) and realnvp-ms (couplings per group, default 3).") var transforms: Int?
     @Option(parsing: .unconditional, help: "Spline bins (nsf).") var bins = 8
@@ -134,6 +135,10 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        try checkRunDirectory(out, force: force, resume: training.resume)
+        if training.resume && !FileManager.default.fileExists(atPath: URL(fileURLWithPath: out).appendingPathComponent("checkpoint.safetensors").path) {
+            printError("notice: --resume: \(out) has no checkpoint.safetensors yet; training from the start")
+        }
         let backend = try device.backend()
         let started = Date()
         if method == "density" { return try runDensity(backend: backend, started: started) }

@@ -152,6 +152,37 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// Outputs are checked before any work: an existing file or trained run is not replaced
+    /// without --force (a run may be continued with --resume), a missing or file-blocked
+    /// directory is refused, and --resume without a checkpoint says that it starts afresh.
+    func testOutputsAreCheckedBeforeWork() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        let train = ["train", "--device", "cpu", "--num-simulations", "200", "--epochs", "1", "--hidden", "8", "--transforms", "1",
+                     "--quiet", "--out", path("run")]
+        var result = try run(train + ["--resume"])
+        XCTAssertTrue(result.stderr.contains("no checkpoint.safetensors yet"), result.stderr)
+        let model = try Data(contentsOf: URL(fileURLWithPath: path("run/model.safetensors")))
+        result = try run(train, expectSuccess: false)
+        XCTAssertEqual(result.status, 64)
+        XCTAssertTrue(result.stderr.contains("holds a trained model") && result.stderr.contains("--force"), result.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("run/model.safetensors"))), model, "left as it was")
+        try run(train + ["--force", "--seed", "1"])
+        try run(["simulate", "--task", "two_moons", "--num", "1", "--out", path("obs")])
+        let sample = ["sample", "--device", "cpu", "--model", path("run"), "--observation", path("obs/x.npy"), "--num", "10"]
+        try run(sample + ["--out", path("samples.npy")])
+        result = try run(sample + ["--out", path("samples.npy")], expectSuccess: false)
+        XCTAssertTrue(result.stderr.contains("exists; pass --force"), result.stderr)
+        try run(sample + ["--out", path("samples.npy"), "--force"])
+        for (out, words) in [(path("missing/samples.npy"), "does not exist"), (path("obs"), "is a directory")] {
+            result = try run(sample + ["--out", out], expectSuccess: false)
+            XCTAssertEqual(result.status, 64)
+            XCTAssertTrue(result.stderr.contains(words), result.stderr)
+        }
+        try Data("x".utf8).write(to: URL(fileURLWithPath: path("afile")))
+        result = try run(["train", "--device", "cpu", "--num-simulations", "200", "--out", path("afile/run")], expectSuccess: false)
+        XCTAssertTrue(result.stderr.contains("afile"), result.stderr)
+    }
+
     func testBadInputIsRefusedWithOneLine() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
         try run(["simulate", "--task", "two_moons", "--num", "50", "--out", path("a")])
