@@ -27,6 +27,7 @@ struct Matrix {
 
     /// Reads `path` (a .npy file, or NAME from a .npz as `file.npz:NAME`) as `rows × cols`.
     static func load(_ path: String, option: String) throws -> Matrix {
+        try requireInputFile(path, option: option)
         let array: NumPyArray
         do {
             if let colon = path.range(of: ".npz:") {
@@ -36,25 +37,25 @@ struct Matrix {
                 array = try NumPy.read(URL(fileURLWithPath: path))
             }
         } catch {
-            throw ValidationError("\(option) \(path): \(error)")
+            throw DataError("\(option) \(path): \(error)")
         }
         let shape = array.shape
         guard let rows = shape.first, rows > 0 else {
-            throw ValidationError("\(option) \(path): expected an array with at least one row, got shape \(shape)")
+            throw DataError("\(option) \(path): expected an array with at least one row, got shape \(shape)")
         }
         let data: FloatRows
         if let floats = FloatRows(array) {  // float32: the file's bytes (mapped when large), not a copy
             data = floats
         } else {
             let values: [Float]
-            do { values = try array.floats() } catch { throw ValidationError("\(option) \(path): \(error)") }
+            do { values = try array.floats() } catch { throw DataError("\(option) \(path): \(error)") }
             guard !values.isEmpty else {
-                throw ValidationError("\(option) \(path): expected an array with at least one value per row, got shape \(shape)")
+                throw DataError("\(option) \(path): expected an array with at least one value per row, got shape \(shape)")
             }
             data = FloatRows(values, cols: values.count / rows)
         }
         if let bad = data.firstNonFinite() {
-            throw ValidationError("\(option) \(path): row \(bad.row) holds a non-finite value (NaN or inf); remove or impute such rows")
+            throw DataError("\(option) \(path): row \(bad.row) holds a non-finite value (NaN or inf); remove or impute such rows")
         }
         return Matrix(data: data, shape: shape)
     }
@@ -181,6 +182,14 @@ final class ProgressBar {
         guard !quiet else { return }
         if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
         printError(message)
+    }
+}
+
+/// Refuses a missing input file (`FILE.npz:NAME` names a member of FILE.npz) with exit 66.
+func requireInputFile(_ path: String, option: String) throws {
+    let file = path.range(of: ".npz:").map { String(path[..<$0.lowerBound]) + ".npz" } ?? path
+    guard FileManager.default.fileExists(atPath: file) else {
+        throw MissingInput("\(option) \(path): \(file) does not exist")
     }
 }
 

@@ -54,12 +54,12 @@ struct RunConfiguration: Codable {
         let url = directory.appendingPathComponent("config.json")
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw ValidationError("--model \(run): \(url.path) is missing; point --model at a directory written by `sbi-gpu train`")
+            throw MissingInput("--model \(run): \(url.path) is missing; point --model at a directory written by `sbi-gpu train`")
         }
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         do { return (try decoder.decode(RunConfiguration.self, from: data), directory) } catch {
-            throw ValidationError("\(url.path): not a valid run configuration: \(error)")
+            throw DataError("--model \(run): \(url.path) is not a valid run configuration: \(error)")
         }
     }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import SBIData
 import SBIBackend
 
 @main
@@ -15,8 +17,53 @@ enum Entry {
             let arguments = CommandLine.unsafeArgv
             execv("/proc/self/exe", arguments)  // returns only on failure: then carry on as we are
         }
-        SBIGPU.main()
+        do {
+            var command = try SBIGPU.parseAsRoot()
+            try command.run()
+        } catch {
+            guard let status = ExitStatus.code(for: error) else { SBIGPU.exit(withError: error) }
+            printError("Error: \(error)")
+            exit(status)
+        }
     }
+}
+
+/// Exit statuses by class of failure (sysexits.h), so that the same class always exits the same
+/// way: usage 64 (a flag; ArgumentParser's own errors, printed with the usage), data 65 (a file's
+/// contents, or data the library refused), no input 66 (a file that does not exist), software 70
+/// (a failure inside sbi-gpu or the OpenCL driver).
+enum ExitStatus {
+    static let usage: Int32 = 64, data: Int32 = 65, noInput: Int32 = 66, software: Int32 = 70
+
+    /// The status for `error`, or nil for ArgumentParser's own handling (usage errors, help).
+    static func code(for error: Error) -> Int32? {
+        switch error {
+        case is DataError, is NumPyError, is ImageRows.Invalid: return data
+        case is MissingInput: return noInput
+        case let error as SBIError:
+            switch error {
+            case .sizeMismatch, .invalidArgument: return data
+            case .deviceOutOfRange: return usage
+            case .openCL, .programBuild, .foreignBuffer: return software
+            }
+        default:
+            // ArgumentParser's errors keep their statuses (64 for usage, 0 for help); anything
+            // else reached here unclassified is a software error.
+            return SBIGPU.exitCode(for: error) == .failure ? software : nil
+        }
+    }
+}
+
+/// A file whose contents are wrong (exit 65); the message names the flag, the file and what was expected.
+struct DataError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A file that does not exist (exit 66).
+struct MissingInput: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 struct SBIGPU: ParsableCommand {

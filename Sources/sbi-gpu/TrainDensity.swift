@@ -10,6 +10,7 @@ import SBIModels
 /// Reads images for `train --method density` and `log-prob`: a .npy (or FILE.npz:NAME) of
 /// N×H×W, N×H×W×C or (channels first) N×C×H×W, and its pixel levels.
 func loadImages(_ path: String, option: String, channelsFirst: Bool, levels: Int?) throws -> (ImageRows, levels: Int) {
+    try requireInputFile(path, option: option)
     let array: NumPyArray
     do {
         if let colon = path.range(of: ".npz:") {
@@ -19,17 +20,17 @@ func loadImages(_ path: String, option: String, channelsFirst: Bool, levels: Int
             array = try NumPy.read(URL(fileURLWithPath: path))
         }
     } catch {
-        throw ValidationError("\(option) \(path): \(error)")
+        throw DataError("\(option) \(path): \(error)")
     }
     guard let levels = levels ?? ImageRows.defaultLevels(array.dtype) else {
-        throw ValidationError("\(option) \(path): \(array.dtype) pixels need --levels (the count of integer values 0…levels−1 they take); uint8 images default to 256")
+        throw DataError("\(option) \(path): \(array.dtype) pixels need --levels (the count of integer values 0…levels−1 they take); uint8 images default to 256")
     }
     do {
         let images = try ImageRows(array, channelsFirst: channelsFirst)
         try images.checkLevels(levels)
         return (images, levels)
     } catch {
-        throw ValidationError("\(option) \(path): \(error)")
+        throw DataError("\(option) \(path): \(error)")
     }
 }
 

@@ -183,6 +183,29 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("afile"), result.stderr)
     }
 
+    /// Exit statuses by class (sysexits): usage 64, data 65, missing input 66, each one line
+    /// naming the flag and the file.
+    func testExitStatusesByClass() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        try run(["simulate", "--task", "two_moons", "--num", "30", "--out", path("a")])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path("a/x.npy")))
+        try bytes.prefix(bytes.count - 7).write(to: URL(fileURLWithPath: path("truncated.npy")))
+        let cases: [([String], Int32, [String])] = [
+            (["train", "--bins", "0", "--out", path("t")], 64, ["--bins"]),
+            (["train", "--theta", path("nope.npy"), "--x", path("a/x.npy"), "--out", path("t")], 66, ["--theta", "nope.npy", "does not exist"]),
+            (["sample", "--model", path("norun"), "--observation", path("a/x.npy"), "--out", path("q.npy")], 66, ["--model", "norun"]),
+            (["train", "--theta", path("a/theta.npy"), "--x", path("truncated.npy"), "--out", path("t")], 65, ["--x", "truncated.npy"]),
+            (["train", "--method", "density", "--data", path("a/theta.npy"), "--levels", "4", "--out", path("t")], 65, ["--data", "theta.npy"]),
+        ]
+        for (arguments, status, words) in cases {
+            let result = try run(arguments + ["--device", "cpu"], expectSuccess: false)
+            XCTAssertEqual(result.status, status, "\(arguments.joined(separator: " ")): \(result.stderr)")
+            let first = String(result.stderr.split(separator: "\n").first ?? "")
+            for word in words { XCTAssertTrue(first.contains(word), "\(arguments.joined(separator: " ")): \(first)") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("t")))
+        }
+    }
+
     func testBadInputIsRefusedWithOneLine() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
         try run(["simulate", "--task", "two_moons", "--num", "50", "--out", path("a")])
