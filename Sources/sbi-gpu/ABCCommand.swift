@@ -30,7 +30,7 @@ struct ABC: ParsableCommand {
         try checkOutputFile(out, force: force)
         let t: Matrix, xs: Matrix
         if let theta, let x {
-            t = try Matrix.load(theta, option: "--theta")
+            t = try Matrix.loadVectors(theta, option: "--theta")
             xs = try Matrix.load(x, option: "--x")
         } else {
             let simulator = try Simulators.named(task)

@@ -60,6 +60,16 @@ struct Matrix {
         return Matrix(data: data, shape: shape)
     }
 
+    /// `load` for data that is one vector per row (θ, a context, samples to plot): an array of
+    /// more than two axes is refused rather than flattened into wider rows.
+    static func loadVectors(_ path: String, option: String) throws -> Matrix {
+        let matrix = try load(path, option: option)
+        guard matrix.shape.count <= 2 else {
+            throw DataError("\(option) \(path): expected one vector per row (N×D), got shape \(matrix.shape.map(String.init).joined(separator: "×")); select one slice, such as one observation's samples, first")
+        }
+        return matrix
+    }
+
     func write(to path: String) throws {
         try Matrix.write(values, rows: rows, cols: cols, to: path)
     }

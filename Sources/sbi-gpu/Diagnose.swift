@@ -36,7 +36,7 @@ struct Diagnose: ParsableCommand {
         let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
         let heldOutTheta: [Float], heldOutX: [Float]
         if let theta, let x {
-            let t = try Matrix.load(theta, option: "--theta"), xs = try Matrix.load(x, option: "--x")
+            let t = try Matrix.loadVectors(theta, option: "--theta"), xs = try Matrix.load(x, option: "--x")
             guard t.rows == xs.rows else { throw ValidationError("--theta has \(t.rows) rows, --x has \(xs.rows)") }
             (heldOutTheta, heldOutX) = (t.values, xs.values)
         } else {

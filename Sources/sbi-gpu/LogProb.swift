@@ -34,7 +34,7 @@ struct LogProb: ParsableCommand {
             throw ValidationError("log-prob of a \(run.method) model needs --theta and --observation")
         }
         let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
-        let t = try Matrix.load(theta, option: "--theta"), x = try Matrix.load(observation, option: "--observation")
+        let t = try Matrix.loadVectors(theta, option: "--theta"), x = try Matrix.load(observation, option: "--observation")
         guard t.cols == run.thetaDimension else {
             throw ValidationError("--theta \(theta): rows have \(t.cols) values; the model's θ has \(run.thetaDimension)")
         }
@@ -58,7 +58,7 @@ struct LogProb: ParsableCommand {
         var contextValues: [Float]?
         if run.thetaDimension > 0 {
             guard let context else { throw ValidationError("this model is conditional: give --context with \(run.thetaDimension) values per image") }
-            let c = try Matrix.load(context, option: "--context")
+            let c = try Matrix.loadVectors(context, option: "--context")
             guard c.cols == run.thetaDimension, c.rows == images.count || c.rows == 1 else {
                 throw ValidationError("--context \(context): \(c.rows) rows of \(c.cols); expected \(images.count) (or 1) rows of \(run.thetaDimension)")
             }

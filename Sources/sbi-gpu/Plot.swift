@@ -17,8 +17,8 @@ struct Plot: ParsableCommand {
         @Option(help: "Output .svg or .png.") var out: String
 
         func run() throws {
-            let s = try Matrix.load(samples, option: "samples")
-            let r = try reference.map { try Matrix.load($0, option: "--reference") }
+            let s = try Matrix.loadVectors(samples, option: "samples")
+            let r = try reference.map { try Matrix.loadVectors($0, option: "--reference") }
             if let r, r.cols != s.cols {
                 throw ValidationError("--reference \(reference!): \(r.cols) columns, samples have \(s.cols)")
             }
@@ -53,7 +53,7 @@ struct Plot: ParsableCommand {
         @Option(help: "Output .svg or .png.") var out: String
 
         func run() throws {
-            let m = try Matrix.load(ranks, option: "ranks")
+            let m = try Matrix.loadVectors(ranks, option: "ranks")
             try Plots.sbcRanks(ranks: m.values.map { Int($0) }, dimension: m.cols, posteriorSamples: posteriorSamples).write(to: out)
             printError("wrote \(out)")
         }

@@ -85,7 +85,7 @@ struct Sample: ParsableCommand {
         var contextValues: [Float]?, groups = 1
         if run.thetaDimension > 0 {
             guard let context else { throw ValidationError("this model is conditional: give --context with \(run.thetaDimension) values per row") }
-            let c = try Matrix.load(context, option: "--context")
+            let c = try Matrix.loadVectors(context, option: "--context")
             guard c.cols == run.thetaDimension else {
                 throw ValidationError("--context \(context): rows of \(c.cols) values; the model's context has \(run.thetaDimension)")
             }

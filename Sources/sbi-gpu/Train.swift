@@ -146,10 +146,10 @@ struct Train: ParsableCommand {
         var thetaMatrix: Matrix, xMatrix: Matrix
         var simulator: (any Simulator)?
         if let theta, let x {
-            thetaMatrix = try Matrix.load(theta, option: "--theta")
+            thetaMatrix = try Matrix.loadVectors(theta, option: "--theta")
             xMatrix = try Matrix.load(x, option: "--x")
         } else if let data {
-            thetaMatrix = try Matrix.load(data + ":theta", option: "--data")
+            thetaMatrix = try Matrix.loadVectors(data + ":theta", option: "--data")
             xMatrix = try Matrix.load(data + ":x", option: "--data")
         } else {
             let sim = try Simulators.named(task)

@@ -40,7 +40,7 @@ extension Train {
         let (images, levels) = try loadImages(data!, option: "--data", channelsFirst: channelsFirst, levels: self.levels)
         var contextRows: FloatRows?
         if let context {
-            let matrix = try Matrix.load(context, option: "--context")
+            let matrix = try Matrix.loadVectors(context, option: "--context")
             guard matrix.rows == images.count else {
                 throw ValidationError("--context \(context) has \(matrix.rows) rows for the \(images.count) images of --data; give one per image")
             }

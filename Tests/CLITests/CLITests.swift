@@ -190,12 +190,15 @@ final class CLITests: XCTestCase {
         try run(["simulate", "--task", "two_moons", "--num", "30", "--out", path("a")])
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path("a/x.npy")))
         try bytes.prefix(bytes.count - 7).write(to: URL(fileURLWithPath: path("truncated.npy")))
+        try NumPy.write(try NumPyArray(floats: [Float](repeating: 0.5, count: 60), shape: [30, 1, 2]), to: URL(fileURLWithPath: path("theta3.npy")))
         let cases: [([String], Int32, [String])] = [
             (["train", "--bins", "0", "--out", path("t")], 64, ["--bins"]),
             (["train", "--theta", path("nope.npy"), "--x", path("a/x.npy"), "--out", path("t")], 66, ["--theta", "nope.npy", "does not exist"]),
             (["sample", "--model", path("norun"), "--observation", path("a/x.npy"), "--out", path("q.npy")], 66, ["--model", "norun"]),
             (["train", "--theta", path("a/theta.npy"), "--x", path("truncated.npy"), "--out", path("t")], 65, ["--x", "truncated.npy"]),
             (["train", "--method", "density", "--data", path("a/theta.npy"), "--levels", "4", "--out", path("t")], 65, ["--data", "theta.npy"]),
+            // A 3-D θ is not flattened into wider rows.
+            (["train", "--theta", path("theta3.npy"), "--x", path("a/x.npy"), "--out", path("t")], 65, ["--theta", "theta3.npy", "30×1×2"]),
         ]
         for (arguments, status, words) in cases {
             let result = try run(arguments + ["--device", "cpu"], expectSuccess: false)
