@@ -58,9 +58,14 @@ struct RunConfiguration: Codable {
         }
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        do { return (try decoder.decode(RunConfiguration.self, from: data), directory) } catch {
+        let configuration: RunConfiguration
+        do { configuration = try decoder.decode(RunConfiguration.self, from: data) } catch {
             throw DataError("--model \(run): \(url.path) is not a valid run configuration: \(error)")
         }
+        guard ["npe", "nle", "density"].contains(configuration.method) else {
+            throw DataError("--model \(run): \(url.path) field 'method' is '\(configuration.method)'; expected npe, nle or density")
+        }
+        return (configuration, directory)
     }
 }
 

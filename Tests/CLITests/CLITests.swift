@@ -191,7 +191,7 @@ final class CLITests: XCTestCase {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path("a/x.npy")))
         try bytes.prefix(bytes.count - 7).write(to: URL(fileURLWithPath: path("truncated.npy")))
         try NumPy.write(try NumPyArray(floats: [Float](repeating: 0.5, count: 60), shape: [30, 1, 2]), to: URL(fileURLWithPath: path("theta3.npy")))
-        let cases: [([String], Int32, [String])] = [
+        var cases: [([String], Int32, [String])] = [
             (["train", "--bins", "0", "--out", path("t")], 64, ["--bins"]),
             (["train", "--theta", path("nope.npy"), "--x", path("a/x.npy"), "--out", path("t")], 66, ["--theta", "nope.npy", "does not exist"]),
             (["sample", "--model", path("norun"), "--observation", path("a/x.npy"), "--out", path("q.npy")], 66, ["--model", "norun"]),
@@ -199,6 +199,26 @@ final class CLITests: XCTestCase {
             (["train", "--method", "density", "--data", path("a/theta.npy"), "--levels", "4", "--out", path("t")], 65, ["--data", "theta.npy"]),
             // A 3-D θ is not flattened into wider rows.
             (["train", "--theta", path("theta3.npy"), "--x", path("a/x.npy"), "--out", path("t")], 65, ["--theta", "theta3.npy", "30×1×2"]),
+        ]
+        // A trained run, then damaged copies: an unknown method, a NaN weight.
+        try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--epochs", "1",
+                 "--hidden", "8", "--transforms", "1", "--quiet", "--out", path("good")])
+        for name in ["badmethod", "nanweight"] {
+            try FileManager.default.copyItem(atPath: path("good"), toPath: path(name))
+        }
+        let config = try String(contentsOfFile: path("good/config.json"), encoding: .utf8)
+        try config.replacingOccurrences(of: "\"method\" : \"npe\"", with: "\"method\" : \"mystery\"")
+            .write(toFile: path("badmethod/config.json"), atomically: true, encoding: .utf8)
+        let model = try SafetensorsFile.read(from: URL(fileURLWithPath: path("good/model.safetensors")))
+        var tensors = model.tensors
+        let (victim, tensor) = tensors.sorted { $0.key < $1.key }.first { $0.value.shape.reduce(1, *) > 1 }!
+        var values = try tensor.floats
+        values[1] = .nan
+        tensors[victim] = try SafetensorsTensor(floats: values, shape: tensor.shape)
+        try SafetensorsFile(tensors: tensors, metadata: model.metadata).write(to: URL(fileURLWithPath: path("nanweight/model.safetensors")))
+        cases += [
+            (["sample", "--model", path("badmethod"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, ["method", "mystery"]),
+            (["sample", "--model", path("nanweight"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, [victim, "non-finite"]),
         ]
         for (arguments, status, words) in cases {
             let result = try run(arguments + ["--device", "cpu"], expectSuccess: false)
