@@ -1,4 +1,5 @@
 import Foundation
+import SBIData
 import SBIBackend
 import SBIModels
 
@@ -129,6 +130,20 @@ public enum Prior: Equatable, Sendable, Codable {
 
     public func contains<C: Collection>(_ theta: C) -> Bool where C.Element == Float {
         contains(theta.map(Double.init))
+    }
+
+    /// How many rows of `theta` (row-major, `dimension` wide) lie in the support, and the first
+    /// that does not: a prior that excludes the training θ would train a model whose every
+    /// sample the prior then rejects.
+    public func coverage(of theta: FloatRows) -> (inside: Int, firstOutside: Int?) {
+        var inside = 0, firstOutside: Int?
+        for start in stride(from: 0, to: theta.rows, by: 4096) {
+            let chunk = theta.rows(start..<min(theta.rows, start + 4096)), cols = theta.cols
+            for r in 0..<(chunk.count / cols) {
+                if contains(chunk[(r * cols)..<((r + 1) * cols)]) { inside += 1 } else if firstOutside == nil { firstOutside = start + r }
+            }
+        }
+        return (inside, firstOutside)
     }
 
     // MARK: densities

@@ -167,6 +167,13 @@ struct Train: ParsableCommand {
         if !prior.isEmpty {
             resolvedPrior = try Prior.parse(prior, dimension: thetaMatrix.cols, option: "--prior")
             priorSource = "--prior"
+            let (inside, firstOutside) = resolvedPrior.coverage(of: thetaMatrix.data)
+            if inside == 0 {
+                throw ValidationError("--prior \(prior.joined(separator: " ")): excludes every one of the \(thetaMatrix.rows) training θ (row 0 is \(thetaMatrix.data.rows(0..<1))); give the prior the simulations were drawn from")
+            } else if let firstOutside, !training.quiet {
+                printError(String(format: "notice: --prior excludes %d of the %d training θ (the first is row %d); samples there will be rejected",
+                                  thetaMatrix.rows - inside, thetaMatrix.rows, firstOutside))
+            }
         } else if let simulator {
             resolvedPrior = simulator.prior
             priorSource = "task \(simulator.name)"

@@ -197,6 +197,8 @@ final class CLITests: XCTestCase {
             (["sample", "--model", path("norun"), "--observation", path("a/x.npy"), "--out", path("q.npy")], 66, ["--model", "norun"]),
             (["train", "--theta", path("a/theta.npy"), "--x", path("truncated.npy"), "--out", path("t")], 65, ["--x", "truncated.npy"]),
             (["train", "--method", "density", "--data", path("a/theta.npy"), "--levels", "4", "--out", path("t")], 65, ["--data", "theta.npy"]),
+            // A prior that excludes every training θ (two_moons' θ lie in [−1, 1]²).
+            (["train", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--prior", "uniform:5,6", "--out", path("t")], 64, ["--prior", "excludes every one of the 30"]),
             // A 3-D θ is not flattened into wider rows.
             (["train", "--theta", path("theta3.npy"), "--x", path("a/x.npy"), "--out", path("t")], 65, ["--theta", "theta3.npy", "30×1×2"]),
         ]
