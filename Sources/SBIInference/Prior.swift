@@ -264,8 +264,8 @@ extension Prior {
     ///  - `uniform:LOW,HIGH` — U(LOW, HIGH) for one dimension;
     ///  - `gaussian:MEAN,STD` (or `normal:`) — N(MEAN, STD²) for one dimension;
     ///  - `mvn:MEAN_FILE,COV_FILE` — a full-covariance Gaussian over all dimensions, its mean (d)
-    ///    and row-major covariance (d×d) read from arrays by `loadArray` (the caller's NumPy
-    ///    reader); it must be the only spec.
+    ///    and row-major covariance (d×d) read from arrays by `loadArray` (by default the files'
+    ///    NumPy `.npy` arrays); it must be the only spec.
     /// One-dimension specs are repeated, one per dimension in order, or given once and then
     /// broadcast to every dimension (`dimension`, when known, fixes the count). All specs must be
     /// of one kind: the prior is either box-uniform or Gaussian. Errors are one line naming the
@@ -282,9 +282,7 @@ extension Prior {
             guard specs.count == 1 else {
                 throw SBIError.invalidArgument("\(option) '\(specs[0])': an mvn prior covers every dimension and must be the only \(option)")
             }
-            guard let loadArray else {
-                throw SBIError.invalidArgument("\(option) '\(specs[0])': mvn priors need arrays from files, which this caller cannot read")
-            }
+            let loadArray = loadArray ?? { path in try NumPy.read(URL(fileURLWithPath: path)).doubles() }
             let mean: [Double], covariance: [Double]
             do {
                 mean = try loadArray(meanFile)

@@ -202,6 +202,15 @@ final class CLITests: XCTestCase {
             // A 3-D θ is not flattened into wider rows.
             (["train", "--theta", path("theta3.npy"), "--x", path("a/x.npy"), "--out", path("t")], 65, ["--theta", "theta3.npy", "30×1×2"]),
         ]
+        // The advertised mvn prior reads its mean and covariance files.
+        try NumPy.write(try NumPyArray(doubles: [0, 0], shape: [2]), to: URL(fileURLWithPath: path("mean.npy")))
+        try NumPy.write(try NumPyArray(doubles: [4, 0.5, 0.5, 4], shape: [2, 2]), to: URL(fileURLWithPath: path("cov.npy")))
+        try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--epochs", "1", "--hidden", "8",
+                 "--transforms", "1", "--quiet", "--prior", "mvn:\(path("mean.npy")),\(path("cov.npy"))", "--out", path("mvn")])
+        let mvn = try String(contentsOfFile: path("mvn/config.json"), encoding: .utf8)
+        XCTAssertTrue(mvn.contains("gaussian") || mvn.contains("covariance"), mvn)
+        cases.append((["train", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--prior", "mvn:\(path("nomean.npy")),\(path("cov.npy"))",
+                       "--out", path("t")], 65, ["--prior", "nomean.npy"]))
         // A trained run, then damaged copies: an unknown method, a NaN weight.
         try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--epochs", "1",
                  "--hidden", "8", "--transforms", "1", "--quiet", "--out", path("good")])
