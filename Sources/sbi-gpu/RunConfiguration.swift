@@ -60,7 +60,7 @@ struct RunConfiguration: Codable {
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let configuration: RunConfiguration
         do { configuration = try decoder.decode(RunConfiguration.self, from: data) } catch {
-            throw DataError("--model \(run): \(url.path) is not a valid run configuration: \(error)")
+            throw DataError("--model \(run): \(url.path) is not a valid run configuration: \(describe(error))")
         }
         guard ["npe", "nle", "density"].contains(configuration.method) else {
             throw DataError("--model \(run): \(url.path) field 'method' is '\(configuration.method)'; expected npe, nle or density")
@@ -70,3 +70,20 @@ struct RunConfiguration: Codable {
 }
 
 import ArgumentParser
+
+/// A decoding failure in words, naming the JSON field (Swift's own text is a multi-line dump).
+func describe(_ error: Error) -> String {
+    func field(_ path: [CodingKey], _ key: CodingKey? = nil) -> String {
+        let keys = (path + (key.map { [$0] } ?? [])).map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
+        return keys.isEmpty ? "the top level" : "field '\(keys.joined(separator: "."))'"
+    }
+    guard let error = error as? DecodingError else { return "\(error)" }
+    switch error {
+    case let .keyNotFound(key, context): return "\(field(context.codingPath, key)) is missing"
+    case let .typeMismatch(type, context): return "\(field(context.codingPath)) should hold a \(type)"
+    case let .valueNotFound(type, context): return "\(field(context.codingPath)) should hold a \(type), not null"
+    case let .dataCorrupted(context):
+        return context.codingPath.isEmpty ? "not valid JSON" : "\(field(context.codingPath)): \(context.debugDescription)"
+    @unknown default: return "\(error)"
+    }
+}

@@ -214,12 +214,15 @@ final class CLITests: XCTestCase {
         // A trained run, then damaged copies: an unknown method, a NaN weight.
         try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--epochs", "1",
                  "--hidden", "8", "--transforms", "1", "--quiet", "--out", path("good")])
-        for name in ["badmethod", "nanweight"] {
+        for name in ["badmethod", "nanweight", "badjson", "nofield"] {
             try FileManager.default.copyItem(atPath: path("good"), toPath: path(name))
         }
         let config = try String(contentsOfFile: path("good/config.json"), encoding: .utf8)
         try config.replacingOccurrences(of: "\"method\" : \"npe\"", with: "\"method\" : \"mystery\"")
             .write(toFile: path("badmethod/config.json"), atomically: true, encoding: .utf8)
+        try String(config.prefix(config.count / 2)).write(toFile: path("badjson/config.json"), atomically: true, encoding: .utf8)
+        try config.replacingOccurrences(of: "\"thetaDimension\"", with: "\"thetaDim\"")
+            .write(toFile: path("nofield/config.json"), atomically: true, encoding: .utf8)
         let model = try SafetensorsFile.read(from: URL(fileURLWithPath: path("good/model.safetensors")))
         var tensors = model.tensors
         let (victim, tensor) = tensors.sorted { $0.key < $1.key }.first { $0.value.shape.reduce(1, *) > 1 }!
@@ -228,6 +231,8 @@ final class CLITests: XCTestCase {
         tensors[victim] = try SafetensorsTensor(floats: values, shape: tensor.shape)
         try SafetensorsFile(tensors: tensors, metadata: model.metadata).write(to: URL(fileURLWithPath: path("nanweight/model.safetensors")))
         cases += [
+            (["sample", "--model", path("badjson"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, ["config.json", "not valid JSON"]),
+            (["sample", "--model", path("nofield"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, ["field 'thetaDimension' is missing"]),
             (["sample", "--model", path("badmethod"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, ["method", "mystery"]),
             (["sample", "--model", path("nanweight"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, [victim, "non-finite"]),
         ]
