@@ -211,6 +211,11 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(mvn.contains("gaussian") || mvn.contains("covariance"), mvn)
         cases.append((["train", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--prior", "mvn:\(path("nomean.npy")),\(path("cov.npy"))",
                        "--out", path("t")], 65, ["--prior", "nomean.npy"]))
+        // Resuming a run with another estimator names both, before any tensor.
+        try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--epochs", "1", "--hidden", "8",
+                 "--transforms", "1", "--quiet", "--estimator", "nsf", "--out", path("resumed")])
+        cases.append((["train", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--epochs", "2", "--hidden", "8", "--transforms", "1",
+                       "--estimator", "maf", "--resume", "--quiet", "--out", path("resumed")], 65, ["checkpoint is a nsf model", "asks for maf"]))
         // A trained run, then damaged copies: an unknown method, a NaN weight.
         try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--epochs", "1",
                  "--hidden", "8", "--transforms", "1", "--quiet", "--out", path("good")])

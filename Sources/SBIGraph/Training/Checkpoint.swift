@@ -57,7 +57,9 @@ public extension ParameterStore {
                 guard tensor.shape == e.shape || tensor.elementCount == e.count && tensor.shape.count <= 1 else {
                     throw SBIError.sizeMismatch("\(path): tensor '\(prefix + e.name)' has shape \(tensor.shape), the model expects \(e.shape)")
                 }
-                try write(e.name, try tensor.floats, to: buffer)
+                do { try write(e.name, try tensor.floats, to: buffer) } catch {
+                    throw SBIError.invalidArgument("\(path): tensor '\(prefix + e.name)': \(error)")
+                }
             }
         }
     }
@@ -93,6 +95,14 @@ extension Trainer {
         let path = url.path
         guard file.metadata[Checkpoint.formatKey] == Checkpoint.formatValue else {
             throw SBIError.invalidArgument("\(path): not an sbi-gpu checkpoint (metadata '\(Checkpoint.formatKey)' should be '\(Checkpoint.formatValue)')")
+        }
+        // The model first: another estimator or architecture would otherwise surface as a
+        // missing or misshapen tensor.
+        if let want = modelMetadata["estimator"], let have = file.metadata["estimator"], want != have {
+            throw SBIError.invalidArgument("\(path): the checkpoint is a \(have) model and this run asks for \(want); resume with the same estimator, or train into another directory")
+        }
+        for (key, value) in modelMetadata.sorted(by: { $0.key < $1.key }) where key.hasSuffix(".configuration") && file.metadata[key] != value {
+            throw SBIError.invalidArgument("\(path): the checkpoint's architecture ('\(key)') differs from this run's; resume with the same architecture options, or train into another directory")
         }
         let saved = try Checkpoint.decode(TrainingConfiguration.self, file.metadata["training.configuration"],
                                           key: "training.configuration", path: path)
