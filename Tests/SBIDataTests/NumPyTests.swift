@@ -492,10 +492,18 @@ final class NumPyTests: XCTestCase {
         badCentral[centralDirectoryOffset(stored)] = 0
         var badLocal = stored
         badLocal[0] = 0
+        // A deflated member whose sizes (local header and directory) claim 100,000 bytes (within
+        // deflate's ratio, so the directory check passes): refused from its .npy header before any
+        // memory is given to it.
+        var sizeLie = deflated
+        for offset in [22, centralDirectoryOffset(deflated) + 24] {
+            for (k, byte) in [UInt8(0xA0), 0x86, 0x01, 0x00].enumerated() { sizeLie[offset + k] = byte }
+        }
         let npyFile = try NumPy.encode(arrays[0].1)
         let corpus: [(String, Data, NumPyError.Kind, String, [String])] = [
             ("corrupt CRC", crc, .checksumMismatch, "crc32", ["member 'a.npy'", "CRC-32", "corrupt archive"]),
             ("corrupt deflate", badDeflate, .invalidArchive, "data", ["member 'a.npy'", "corrupt deflate data"]),
+            ("size lie", sizeLie, .invalidArchive, "data", ["member 'a.npy'", "needs 192 bytes", "declares 100000"]),
             ("truncated", stored.prefix(stored.count - 10), .invalidArchive, "end of central directory",
              ["truncated file"]),
             ("truncated before directory", stored.prefix(100), .invalidArchive, "end of central directory", []),

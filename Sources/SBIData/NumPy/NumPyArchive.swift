@@ -101,8 +101,21 @@ public struct NumPyArchive: Sendable {
                 bytes.data(in: inner.lowerBound + range.lowerBound ..< inner.upperBound + range.lowerBound)
             }
         default:  // 8, checked when the directory was read
-            let inflated = NumPyFileBytes(allocating: entry.uncompressedSize)
+            let inflated: NumPyFileBytes
             do {
+                // The header first: the member gets memory only for the size its shape declares,
+                // which must be the directory's and must fit this machine.
+                let head = try NumPyZlib.inflatePrefix(compressed, count: min(entry.uncompressedSize, 1 << 20))
+                let header = try head.withUnsafeBytes { try NumPy.parseHeader($0, origin: origin) }
+                let (needed, overflow) = header.dataOffset.addingReportingOverflow(header.dataLength)
+                guard !overflow, needed == entry.uncompressedSize else {
+                    throw origin.error(.invalidArchive, "data", "the header's shape \(NumPyArray.shapeText(header.shape)) of \(header.dtype.rawValue) needs \(overflow ? "over 2⁶³" : String(needed)) bytes but the archive directory declares \(entry.uncompressedSize)")
+                }
+                let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
+                guard needed <= limit else {
+                    throw origin.error(.invalidArchive, "data", "inflates to \(needed) bytes, more than half of this machine's \(ProcessInfo.processInfo.physicalMemory) bytes of memory")
+                }
+                inflated = NumPyFileBytes(allocating: needed)
                 try NumPyZlib.inflate(compressed, into: inflated.mutableBuffer)
             } catch let failure as NumPyZlib.InflateFailure {
                 let message: String
