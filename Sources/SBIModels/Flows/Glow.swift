@@ -385,6 +385,20 @@ public struct GlowDensity: NeuralDensity {
         return (factored, [h, w, c])
     }
 
+    /// An invertible layer of the program in either direction, with its per-image log-det.
+    /// Squeezes and splits change the latents' layout, so each direction handles them itself.
+    func layer(_ step: Step, _ h: Tensor, context: Tensor?, inverse: Bool, in g: Graph) throws -> (Tensor, Tensor) {
+        switch step {
+        case let .actNorm(name): return try actNorm(name, h, inverse: inverse, in: g)
+        case let .invertibleConvolution(name): return try invertibleConvolution(name, h, inverse: inverse, in: g)
+        case let .glowCoupling(name): return try coupling(name, h, context: context, inverse: inverse, in: g)
+        case let .checkerboard(name, parity):
+            return try checkerboardCoupling(name, h, parity: parity, context: context, inverse: inverse, in: g)
+        case let .channels(name, flip): return try channelCoupling(name, h, flip: flip, context: context, inverse: inverse, in: g)
+        case .squeeze, .split: throw SBIError.invalidArgument("\(step) is not a layer of its own")
+        }
+    }
+
     // MARK: directions
 
     /// The data's log q and the standard-normal noise that `sample` maps back to the data (in
@@ -422,29 +436,23 @@ public struct GlowDensity: NeuralDensity {
         }
         var actNorms = 0
         for step in program {
-            var layerLogDet: Tensor?
             switch step {
             case .squeeze:
                 h = try squeeze(h, in: g)
-            case let .actNorm(name):
-                if actNorms == probe { return (nil, nil, h) }
-                actNorms += 1
-                (h, layerLogDet) = try actNorm(name, h, inverse: false, in: g)
-            case let .invertibleConvolution(name):
-                (h, layerLogDet) = try invertibleConvolution(name, h, inverse: false, in: g)
-            case let .glowCoupling(name):
-                (h, layerLogDet) = try coupling(name, h, context: context, inverse: false, in: g)
-            case let .checkerboard(name, parity):
-                (h, layerLogDet) = try checkerboardCoupling(name, h, parity: parity, context: context, inverse: false, in: g)
-            case let .channels(name, flip):
-                (h, layerLogDet) = try channelCoupling(name, h, flip: flip, context: context, inverse: false, in: g)
             case let .split(level):
                 let half = h.cols / 2
                 let kept = try g.slice(h, start: 0, width: half), factored = try g.slice(h, start: half, width: h.cols - half)
                 try addLatent(factored, try splitPrior(level, kept, context: context, in: g))
                 h = kept
+            default:
+                if case .actNorm = step {
+                    if actNorms == probe { return (nil, nil, h) }
+                    actNorms += 1
+                }
+                let (output, layerLogDet) = try layer(step, h, context: context, inverse: false, in: g)
+                h = output
+                logDet = try g.add(logDet, layerLogDet)
             }
-            if let layerLogDet { logDet = try g.add(logDet, layerLogDet) }
         }
         try addLatent(h, try topPrior(h.shape, context: context, in: g))
         return (try g.add(latentLogProb!, logDet), noise.count == 1 ? noise[0] : try g.concat(noise), nil)
@@ -481,27 +489,19 @@ public struct GlowDensity: NeuralDensity {
         var inverseLogDet: Tensor?
         func addInverse(_ t: Tensor) throws { inverseLogDet = try inverseLogDet.map { try g.add($0, t) } ?? t }
         for step in program.reversed() {
-            var layerLogDet: Tensor?
             switch step {
             case .squeeze:
                 h = try unsqueeze(h, in: g)
-            case let .actNorm(name):
-                (h, layerLogDet) = try actNorm(name, h, inverse: true, in: g)
-            case let .invertibleConvolution(name):
-                (h, layerLogDet) = try invertibleConvolution(name, h, inverse: true, in: g)
-            case let .glowCoupling(name):
-                (h, layerLogDet) = try coupling(name, h, context: context, inverse: true, in: g)
-            case let .checkerboard(name, parity):
-                (h, layerLogDet) = try checkerboardCoupling(name, h, parity: parity, context: context, inverse: true, in: g)
-            case let .channels(name, flip):
-                (h, layerLogDet) = try channelCoupling(name, h, flip: flip, context: context, inverse: true, in: g)
             case let .split(level):
                 let prior = try splitPrior(level, h, context: context, in: g)
                 let factored = try draw(try latent(layout.factored[level], shapes.factored[level]), prior)
                 logProb = try g.add(logProb, try gaussian(factored, prior, in: g))
                 h = try g.concat([h, factored])
+            default:
+                let (output, layerLogDet) = try layer(step, h, context: context, inverse: true, in: g)
+                h = output
+                try addInverse(layerLogDet)
             }
-            if let layerLogDet { try addInverse(layerLogDet) }
         }
         let D = features, levels = Float(configuration.levels)
         var x = try g.reshape(h, [n, D])
