@@ -39,34 +39,13 @@ enum NumPyZlib {
     /// sooner), without inflating the rest: a member's .npy header, read before the whole member
     /// is given memory.
     static func inflatePrefix(_ input: UnsafeRawBufferPointer, count: Int) throws -> [UInt8] {
-        var stream = z_stream()
-        guard inflateInit2_(&stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw InflateFailure.corrupt("inflateInit2 failed")
-        }
-        defer { inflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: count)
-        var produced = 0, consumed = 0
-        while produced < count {
-            if stream.avail_in == 0 && consumed < input.count {
-                let n = min(chunk, input.count - consumed)
-                stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.advanced(by: consumed)
-                    .assumingMemoryBound(to: Bytef.self))
-                stream.avail_in = uInt(n)
-                consumed += n
-            }
-            let status: Int32 = output.withUnsafeMutableBytes { out in
-                stream.next_out = out.baseAddress!.advanced(by: produced).assumingMemoryBound(to: Bytef.self)
-                stream.avail_out = uInt(count - produced)
-                let status = CZlib.inflate(&stream, Z_NO_FLUSH)
-                produced = count - Int(stream.avail_out)
-                return status
-            }
-            switch status {
-            case Z_STREAM_END: return Array(output.prefix(produced))
-            case Z_OK: continue
-            case Z_BUF_ERROR: throw InflateFailure.truncated
-            default: throw InflateFailure.corrupt(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)")
-            }
+        do {
+            try output.withUnsafeMutableBytes { try inflate(input, into: $0) }
+        } catch InflateFailure.tooLong {
+            // The stream goes on past the prefix: what is wanted.
+        } catch let InflateFailure.tooShort(actual) {
+            output.removeLast(count - actual)
         }
         return output
     }
