@@ -101,83 +101,54 @@ struct BenchFlows: ParsableCommand {
     }
 
     func measure(backend: Backend, side: Int, ceiling: Double) throws -> FlowBenchmarkRow {
-        let (batch, hidden) = (batchSize, hiddenWidth)
+        let hidden = hiddenWidth
         let d = side * side
         let flow = try FlowConfiguration.benchmarkRealNVP(side: side, layers: layers, hidden: hidden).makeFlow()
-        // Training: −mean log q, gradients, one Adam launch over all parameters.
-        let graph = Graph()
-        let x = graph.input("x", rows: batch, cols: d)
-        let loss = try graph.affine(try graph.mean(try flow.logProb(x, context: nil, in: graph)), scale: -1, shift: 0)
-        let parameters = graph.parameters
-        let gradients = try graph.gradients(of: loss, with: parameters.map(\.tensor))
-        let store = try ParameterStore(graph: graph, backend: backend, seed: 1)
-        let train = try Plan(graph: graph, backend: backend, outputs: [loss], parameters: store,
-                             gradients: zip(gradients, parameters).map { ($0, $1.name) })
-        try backend.fillUniform(try train.view(of: x), seed: 2, offset: 0, low: -1, high: 1)
-        var step = 0
-        let trainSeconds = try time(backend) {
-            try train.run()
-            step += 1
-            try AdamStep.run(on: backend, parameters: store.values.view, gradients: store.gradients.view,
-                                 firstMoment: store.firstMoment.view, secondMoment: store.secondMoment.view,
-                                 hyper: AdamHyperparameters(learningRate: 1e-4, step: step),
-                                 gradientSquaredNorm: nil, maxGradientNorm: 0)
-        }
-        // Log-prob alone.
-        let lg = Graph()
-        let lx = lg.input("x", rows: batch, cols: d)
-        let logq = try flow.logProb(lx, context: nil, in: lg)
-        let logProbPlan = try Plan(graph: lg, backend: backend, outputs: [logq], parameters: store)
-        try backend.fillUniform(try logProbPlan.view(of: lx), seed: 3, offset: 0, low: -1, high: 1)
-        let logProbSeconds = try time(backend) { try logProbPlan.run() }
-        // Sampling: fresh noise each run, then the inverse pass.
-        let sg = Graph()
-        let noise = sg.input("noise", rows: batch, cols: d)
-        let (samples, _) = try flow.sample(noise: noise, context: nil, in: sg)
-        let samplePlan = try Plan(graph: sg, backend: backend, outputs: [samples], parameters: store)
-        var draw: UInt64 = 0
-        let sampleSeconds = try time(backend) {
-            try backend.fillNormal(try samplePlan.view(of: noise), seed: 4, offset: draw, mean: 0, std: 1)
-            draw += UInt64(batch * d)
-            try samplePlan.run()
+        let timing = try timeDensity(flow, backend: backend) { plan, x, seed in
+            try backend.fillUniform(try plan.view(of: x), seed: seed, offset: 0, low: -1, high: 1)
         }
         // The products sbi-gpu executes: each coupling net reads the D/2 pass-through pixels and
         // computes s and t for the other D/2 only (CouplingNetColumns); PyTorch's twin multiplies
         // the full D-wide products, a third more multiply-adds at hidden = D.
         let passing = d / 2, transformed = d - d / 2
         let perImage: Int = passing * hidden + hidden * hidden + hidden * 2 * transformed
-        let forwardFlops: Double = Double(layers) * 2 * Double(batch) * Double(perImage)
-        let trainGflops = 3 * forwardFlops / trainSeconds / 1e9
-        let storeBytes = 4 * store.count * 4
-        return FlowBenchmarkRow(
-            spec: spec, side: side, backend: backend.kind, device: backend.deviceName, batch: batch,
-            trainImagesPerSecond: Double(batch) / trainSeconds,
-            logProbImagesPerSecond: Double(batch) / logProbSeconds,
-            sampleImagesPerSecond: Double(batch) / sampleSeconds,
-            peakBytes: max(train.peakBytes, logProbPlan.peakBytes, samplePlan.peakBytes) + storeBytes,
-            processPeakBytes: MachineDescription.maxResidentBytes(),
-            trainGflops: trainGflops, logProbGflops: forwardFlops / logProbSeconds / 1e9,
-            gemmCeilingGflops: ceiling, trainFractionOfCeiling: trainGflops / ceiling)
+        return row(timing, backend: backend, side: side, forwardFlops: Double(layers) * 2 * Double(batchSize) * Double(perImage), ceiling: ceiling)
     }
 
-    /// The Glow spec: a training step (with fresh dequantization noise and an Adam launch),
-    /// log-prob and sampling of `batch` images of side×side×channels.
+    /// The Glow spec on `batch` images of side×side×channels, pixel values of 256 levels.
     func measureGlow(backend: Backend, side: Int, ceiling: Double) throws -> FlowBenchmarkRow {
-        let (batch, hidden) = (batchSize, hiddenWidth)
+        let hidden = hiddenWidth
         var configuration = GlowConfiguration(height: side, width: side, channels: channels)
         (configuration.steps, configuration.hidden, configuration.scales) = (layers, hidden, scales)
         let flow = try GlowDensity(configuration)
-        let d = configuration.features
+        let pixels = (0..<(batchSize * configuration.features)).map { Float(Philox.word(at: UInt64($0), seed: 2) % 256) }
+        let timing = try timeDensity(flow, backend: backend) { plan, x, _ in try plan.feed(x, pixels) }
+        // Convolution multiply-adds per image: each step's coupling net and each split prior.
+        var perImage = 0
+        for (level, shape) in flow.scaleShapes.enumerated() {
+            let pixels = shape.h * shape.w, ca = shape.c / 2, cb = shape.c - shape.c / 2
+            perImage += layers * pixels * (9 * ca * hidden + hidden * hidden + 9 * hidden * 2 * cb)
+            if level < flow.scaleShapes.count - 1 { perImage += pixels * 9 * (shape.c / 2) * shape.c }
+        }
+        return row(timing, backend: backend, side: side, forwardFlops: 2 * Double(batchSize) * Double(perImage), ceiling: ceiling)
+    }
+
+    /// Median seconds of a training step (−mean log q, gradients, fresh draws for the model's
+    /// noise inputs, one Adam launch over all parameters), of log-prob and of sampling (fresh
+    /// noise, then the inverse pass) for `batch` rows; `fill` sets a plan's input x (its third
+    /// argument is a seed). Also the plans' peak arena plus the store's four buffers.
+    func timeDensity(_ model: NeuralDensity, backend: Backend, fill: (Plan, Tensor, UInt64) throws -> Void) throws
+        -> (train: Double, logProb: Double, sample: Double, peakBytes: Int) {
+        let (batch, d) = (batchSize, model.features)
         let graph = Graph()
         let x = graph.input("x", rows: batch, cols: d)
-        let loss = try graph.affine(try graph.mean(try flow.logProb(x, context: nil, in: graph)), scale: -1, shift: 0)
+        let loss = try graph.affine(try graph.mean(try model.logProb(x, context: nil, in: graph)), scale: -1, shift: 0)
         let parameters = graph.parameters
         let gradients = try graph.gradients(of: loss, with: parameters.map(\.tensor))
         let store = try ParameterStore(graph: graph, backend: backend, seed: 1)
         let train = try Plan(graph: graph, backend: backend, outputs: [loss], parameters: store,
                              gradients: zip(gradients, parameters).map { ($0, $1.name) })
-        let pixels = (0..<(batch * d)).map { Float(Philox.word(at: UInt64($0), seed: 2) % 256) }
-        try train.feed(x, pixels)
+        try fill(train, x, 2)
         var step = 0
         let trainSeconds = try time(backend) {
             try train.fillNoise(seed: 5, offset: UInt64(step) << 32)
@@ -190,40 +161,36 @@ struct BenchFlows: ParsableCommand {
         }
         let lg = Graph()
         let lx = lg.input("x", rows: batch, cols: d)
-        let logq = try flow.logProb(lx, context: nil, in: lg)
+        let logq = try model.logProb(lx, context: nil, in: lg)
         let logProbPlan = try Plan(graph: lg, backend: backend, outputs: [logq], parameters: store)
-        try logProbPlan.feed(lx, pixels)
+        try fill(logProbPlan, lx, 3)
         let logProbSeconds = try time(backend) {
             try logProbPlan.fillNoise(seed: 6, offset: 0)
             try logProbPlan.run()
         }
         let sg = Graph()
-        let noise = sg.input("noise", rows: batch, cols: d)
-        let (samples, _) = try flow.sample(noise: noise, context: nil, in: sg)
+        let noise = sg.input("noise", rows: batch, cols: model.noiseFeatures)
+        let (samples, _) = try model.sample(noise: noise, context: nil, in: sg)
         let samplePlan = try Plan(graph: sg, backend: backend, outputs: [samples], parameters: store)
         var draw: UInt64 = 0
         let sampleSeconds = try time(backend) {
             try backend.fillNormal(try samplePlan.view(of: noise), seed: 4, offset: draw, mean: 0, std: 1)
-            draw += UInt64(batch * d)
+            draw += UInt64(batch * model.noiseFeatures)
             try samplePlan.run()
         }
-        // Convolution multiply-adds per image: each step's coupling net and each split prior.
-        var perImage = 0
-        for (level, shape) in flow.scaleShapes.enumerated() {
-            let pixels = shape.h * shape.w, ca = shape.c / 2, cb = shape.c - shape.c / 2
-            perImage += layers * pixels * (9 * ca * hidden + hidden * hidden + 9 * hidden * 2 * cb)
-            if level < flow.scaleShapes.count - 1 { perImage += pixels * 9 * (shape.c / 2) * shape.c }
-        }
-        let forwardFlops = 2 * Double(batch) * Double(perImage)
-        let trainGflops = 3 * forwardFlops / trainSeconds / 1e9
+        return (trainSeconds, logProbSeconds, sampleSeconds,
+                max(train.peakBytes, logProbPlan.peakBytes, samplePlan.peakBytes) + 4 * store.count * 4)
+    }
+
+    func row(_ timing: (train: Double, logProb: Double, sample: Double, peakBytes: Int), backend: Backend, side: Int,
+             forwardFlops: Double, ceiling: Double) -> FlowBenchmarkRow {
+        let batch = Double(batchSize), trainGflops = 3 * forwardFlops / timing.train / 1e9
         return FlowBenchmarkRow(
-            spec: spec, side: side, backend: backend.kind, device: backend.deviceName, batch: batch,
-            trainImagesPerSecond: Double(batch) / trainSeconds,
-            logProbImagesPerSecond: Double(batch) / logProbSeconds,
-            sampleImagesPerSecond: Double(batch) / sampleSeconds,
-            peakBytes: max(train.peakBytes, logProbPlan.peakBytes, samplePlan.peakBytes) + 4 * store.count * 4,
+            spec: spec, side: side, backend: backend.kind, device: backend.deviceName, batch: batchSize,
+            trainImagesPerSecond: batch / timing.train, logProbImagesPerSecond: batch / timing.logProb,
+            sampleImagesPerSecond: batch / timing.sample, peakBytes: timing.peakBytes,
             processPeakBytes: MachineDescription.maxResidentBytes(),
-            trainGflops: trainGflops, logProbGflops: forwardFlops / logProbSeconds / 1e9,
+            trainGflops: trainGflops, logProbGflops: forwardFlops / timing.logProb / 1e9,
             gemmCeilingGflops: ceiling, trainFractionOfCeiling: trainGflops / ceiling)
     }
 
