@@ -39,7 +39,7 @@ struct ABC: ParsableCommand {
             xs = Matrix(values: xv, rows: numSimulations, cols: simulator.observationDimension, shape: [])
         }
         let o = try Matrix.load(observation, option: "--observation")
-        guard o.rows == 1 else { throw ValidationError("--observation \(observation): expected one row, got \(o.rows)") }
+        guard o.rows == 1 else { throw DataError("--observation \(observation): expected one row, got \(o.rows)") }
         let (accepted, distances) = try RejectionABC.accept(theta: t.values, x: xs.values, parameters: t.cols,
                                                             observation: o.values, quantile: quantile)
         try NumPy.write(try NumPyArray(floats: accepted, shape: [distances.count, t.cols]), to: URL(fileURLWithPath: out))

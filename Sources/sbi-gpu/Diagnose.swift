@@ -33,11 +33,11 @@ struct Diagnose: ParsableCommand {
     func run() throws {
         let (run, directory) = try RunConfiguration.load(run: model)
         let backend = try device.backend()
-        let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
+        let estimator = try run.loadEstimator(from: directory, backend: backend)
         let heldOutTheta: [Float], heldOutX: [Float]
         if let theta, let x {
             let t = try Matrix.loadVectors(theta, option: "--theta"), xs = try Matrix.load(x, option: "--x")
-            guard t.rows == xs.rows else { throw ValidationError("--theta has \(t.rows) rows, --x has \(xs.rows)") }
+            guard t.rows == xs.rows else { throw DataError("--theta has \(t.rows) rows, --x has \(xs.rows)") }
             (heldOutTheta, heldOutX) = (t.values, xs.values)
         } else {
             guard let task = run.task else {

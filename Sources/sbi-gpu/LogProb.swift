@@ -33,13 +33,13 @@ struct LogProb: ParsableCommand {
         guard let theta, let observation else {
             throw ValidationError("log-prob of a \(run.method) model needs --theta and --observation")
         }
-        let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
+        let estimator = try run.loadEstimator(from: directory, backend: backend)
         let t = try Matrix.loadVectors(theta, option: "--theta"), x = try Matrix.load(observation, option: "--observation")
         guard t.cols == run.thetaDimension else {
-            throw ValidationError("--theta \(theta): rows have \(t.cols) values; the model's θ has \(run.thetaDimension)")
+            throw DataError("--theta \(theta): rows have \(t.cols) values; the model's θ has \(run.thetaDimension)")
         }
         guard x.rows == t.rows || x.rows == 1 else {
-            throw ValidationError("--observation \(observation) has \(x.rows) rows; expected \(t.rows) (one per θ) or 1")
+            throw DataError("--observation \(observation) has \(x.rows) rows; expected \(t.rows) (one per θ) or 1")
         }
         let values = run.method == "npe" ? try estimator.logProb(t.values, context: x.values)
             : try estimator.logProb(x.rows == 1 ? Array([[Float]](repeating: x.values, count: t.rows).joined()) : x.values,
@@ -53,20 +53,20 @@ struct LogProb: ParsableCommand {
         guard let data else { throw ValidationError("log-prob of a density model needs --data IMAGES.npy") }
         let (images, _) = try loadImages(data, option: "--data", channelsFirst: channelsFirst, levels: run.levels)
         guard images.shape == run.observationShape else {
-            throw ValidationError("--data \(data): images of \(images.shape.map(String.init).joined(separator: "×")); the model was trained on \(run.observationShape.map(String.init).joined(separator: "×")) (height×width×channels)")
+            throw DataError("--data \(data): images of \(images.shape.map(String.init).joined(separator: "×")); the model was trained on \(run.observationShape.map(String.init).joined(separator: "×")) (height×width×channels)")
         }
         var contextValues: [Float]?
         if run.thetaDimension > 0 {
             guard let context else { throw ValidationError("this model is conditional: give --context with \(run.thetaDimension) values per image") }
             let c = try Matrix.loadVectors(context, option: "--context")
             guard c.cols == run.thetaDimension, c.rows == images.count || c.rows == 1 else {
-                throw ValidationError("--context \(context): \(c.rows) rows of \(c.cols); expected \(images.count) (or 1) rows of \(run.thetaDimension)")
+                throw DataError("--context \(context): \(c.rows) rows of \(c.cols); expected \(images.count) (or 1) rows of \(run.thetaDimension)")
             }
             contextValues = c.values
         } else if context != nil {
             throw ValidationError("--context: this model is unconditional")
         }
-        let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
+        let estimator = try run.loadEstimator(from: directory, backend: backend)
         let logq = try estimator.logProb(images.pixels.array, context: contextValues)
         let bits = logq.map { Float(BitsPerDimension.from(logProb: Double($0), dimensions: images.pixels.cols)) }
         try NumPy.write(try NumPyArray(floats: bits, shape: [bits.count]), to: URL(fileURLWithPath: out))

@@ -20,7 +20,7 @@ struct Plot: ParsableCommand {
             let s = try Matrix.loadVectors(samples, option: "samples")
             let r = try reference.map { try Matrix.loadVectors($0, option: "--reference") }
             if let r, r.cols != s.cols {
-                throw ValidationError("--reference \(reference!): \(r.cols) columns, samples have \(s.cols)")
+                throw DataError("--reference \(reference!): \(r.cols) columns, samples have \(s.cols)")
             }
             var options = CornerPlotOptions()
             if let labels { options.labels = labels.split(separator: ",").map(String.init) }
@@ -37,10 +37,10 @@ struct Plot: ParsableCommand {
         func run() throws {
             let path = URL(fileURLWithPath: directory).appendingPathComponent("history.csv").path
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw ValidationError("\(path) is missing; point at a directory written by `sbi-gpu train`")
+                throw MissingInput("\(path) is missing; point at a directory written by `sbi-gpu train`")
             }
             let rows = text.split(separator: "\n").dropFirst().map { $0.split(separator: ",").compactMap { Double($0) } }
-            guard rows.allSatisfy({ $0.count >= 3 }) else { throw ValidationError("\(path): expected epoch,training_loss,validation_loss,… rows") }
+            guard rows.allSatisfy({ $0.count >= 3 }) else { throw DataError("\(path): expected epoch,training_loss,validation_loss,… rows") }
             try Plots.lossCurves(training: rows.map { $0[1] }, validation: rows.map { $0[2] }).write(to: out)
             printError("wrote \(out)")
         }

@@ -1,5 +1,7 @@
 import Foundation
+import SBIBackend
 import SBIInference
+import SBIModels
 
 /// RUN/config.json: what `train` did, so that `sample`, `log-prob` and `diagnose` know the
 /// method, the prior and the shapes without being told again.
@@ -47,6 +49,28 @@ struct RunConfiguration: Codable {
             throw ValidationError("\(command): this run is a \(method) model of images, not a posterior; use `sbi-gpu sample --model RUN --num N` or `sbi-gpu log-prob --model RUN --data IMAGES.npy`")
         }
         return prior
+    }
+
+    /// RUN/model.safetensors, checked against this configuration: the estimator and the widths of
+    /// its θ and x must be those config.json records, or the run directory is inconsistent (an
+    /// edited or mixed-up file) and every later shape check would trust the wrong one.
+    func loadEstimator(from directory: URL, backend: Backend) throws -> DensityEstimator {
+        let url = directory.appendingPathComponent("model.safetensors")
+        let estimator = try Estimators.load(from: url, backend: backend)
+        let config = directory.appendingPathComponent("config.json").path
+        guard estimator.name == self.estimator else {
+            throw DataError("\(config): field 'estimator' is '\(self.estimator)' but \(url.path) holds a \(estimator.name) model; the run directory is inconsistent")
+        }
+        let x = observationShape.reduce(1, *)
+        // NPE models θ given x; NLE and density models model x (the images) given θ (or nothing).
+        let (modelled, given) = method == "npe" ? (("thetaDimension", thetaDimension), ("observationShape", x))
+            : (("observationShape", x), ("thetaDimension", thetaDimension))
+        for (field, recorded, actual) in [(modelled.0, modelled.1, estimator.features), (given.0, given.1, estimator.contextFeatures)]
+        where recorded != actual {
+            let value = field == "observationShape" ? "\(observationShape) (\(x) values)" : "\(recorded)"
+            throw DataError("\(config): field '\(field)' is \(value) but \(url.path) holds a model of \(actual) values there; the run directory is inconsistent")
+        }
+        return estimator
     }
 
     static func load(run: String) throws -> (RunConfiguration, URL) {

@@ -43,11 +43,11 @@ struct Sample: ParsableCommand {
         let backend = try device.backend()
         if run.method == "density" { return try runDensity(run, directory: directory, backend: backend) }
         guard let observation else { throw ValidationError("sample from a \(run.method) model needs --observation") }
-        let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
+        let estimator = try run.loadEstimator(from: directory, backend: backend)
         let observations = try Matrix.load(observation, option: "--observation")
         let expected = run.observationShape.reduce(1, *)
         guard observations.cols == expected else {
-            throw ValidationError("--observation \(observation): rows have \(observations.cols) values; the model was trained on x of shape \(run.observationShape)")
+            throw DataError("--observation \(observation): rows have \(observations.cols) values; the model was trained on x of shape \(run.observationShape)")
         }
         let d = run.thetaDimension
         try requireMemory(for: [num, observations.rows, d], flag: "--num \(num)", what: "posterior samples")
@@ -87,7 +87,7 @@ struct Sample: ParsableCommand {
             guard let context else { throw ValidationError("this model is conditional: give --context with \(run.thetaDimension) values per row") }
             let c = try Matrix.loadVectors(context, option: "--context")
             guard c.cols == run.thetaDimension else {
-                throw ValidationError("--context \(context): rows of \(c.cols) values; the model's context has \(run.thetaDimension)")
+                throw DataError("--context \(context): rows of \(c.cols) values; the model's context has \(run.thetaDimension)")
             }
             (contextValues, groups) = (c.values, c.rows)
         } else if context != nil {
@@ -98,7 +98,7 @@ struct Sample: ParsableCommand {
         let gridURL = outURL.deletingPathExtension().appendingPathExtension("png")
         try checkOutputFile(gridURL.path, flag: "--out's PNG grid", force: force)
         let started = Date()
-        guard let estimator = try Estimators.load(from: directory.appendingPathComponent("model.safetensors"), backend: backend)
+        guard let estimator = try run.loadEstimator(from: directory, backend: backend)
             as? NeuralEstimator else { throw ValidationError("--model \(model): not a neural density model") }
         let (continuous, _) = try estimator.sampleWithLogProb(num, context: contextValues, seed: seed, temperature: temperature)
         // Back to the discrete levels: the bin each dequantized value falls in.

@@ -160,7 +160,7 @@ struct Train: ParsableCommand {
             xMatrix = Matrix(values: xs, rows: numSimulations, cols: sim.observationDimension, shape: [numSimulations] + sim.observationShape)
         }
         guard thetaMatrix.rows == xMatrix.rows else {
-            throw ValidationError("θ has \(thetaMatrix.rows) rows but x has \(xMatrix.rows); each row of θ must pair with a row of x")
+            throw DataError("θ has \(thetaMatrix.rows) rows but x has \(xMatrix.rows); each row of θ must pair with a row of x")
         }
         // Prior.
         let resolvedPrior: Prior, priorSource: String
@@ -169,7 +169,7 @@ struct Train: ParsableCommand {
             priorSource = "--prior"
             let (inside, firstOutside) = resolvedPrior.coverage(of: thetaMatrix.data)
             if inside == 0 {
-                throw ValidationError("--prior \(prior.joined(separator: " ")): excludes every one of the \(thetaMatrix.rows) training θ (row 0 is \(thetaMatrix.data.rows(0..<1))); give the prior the simulations were drawn from")
+                throw DataError("--prior \(prior.joined(separator: " ")): excludes every one of the \(thetaMatrix.rows) training θ (row 0 is \(thetaMatrix.data.rows(0..<1))); give the prior the simulations were drawn from")
             } else if let firstOutside, !training.quiet {
                 printError(String(format: "notice: --prior excludes %d of the %d training θ (the first is row %d); samples there will be rejected",
                                   thetaMatrix.rows - inside, thetaMatrix.rows, firstOutside))

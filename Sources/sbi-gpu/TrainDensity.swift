@@ -42,7 +42,7 @@ extension Train {
         if let context {
             let matrix = try Matrix.loadVectors(context, option: "--context")
             guard matrix.rows == images.count else {
-                throw ValidationError("--context \(context) has \(matrix.rows) rows for the \(images.count) images of --data; give one per image")
+                throw DataError("--context \(context) has \(matrix.rows) rows for the \(images.count) images of --data; give one per image")
             }
             contextRows = matrix.data
         }

@@ -188,6 +188,7 @@ final class CLITests: XCTestCase {
     func testExitStatusesByClass() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
         try run(["simulate", "--task", "two_moons", "--num", "30", "--out", path("a")])
+        try run(["simulate", "--task", "two_moons", "--num", "40", "--out", path("b")])
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path("a/x.npy")))
         try bytes.prefix(bytes.count - 7).write(to: URL(fileURLWithPath: path("truncated.npy")))
         try NumPy.write(try NumPyArray(floats: [Float](repeating: 0.5, count: 60), shape: [30, 1, 2]), to: URL(fileURLWithPath: path("theta3.npy")))
@@ -198,7 +199,7 @@ final class CLITests: XCTestCase {
             (["train", "--theta", path("a/theta.npy"), "--x", path("truncated.npy"), "--out", path("t")], 65, ["--x", "truncated.npy"]),
             (["train", "--method", "density", "--data", path("a/theta.npy"), "--levels", "4", "--out", path("t")], 65, ["--data", "theta.npy"]),
             // A prior that excludes every training θ (two_moons' θ lie in [−1, 1]²).
-            (["train", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--prior", "uniform:5,6", "--out", path("t")], 64, ["--prior", "excludes every one of the 30"]),
+            (["train", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--prior", "uniform:5,6", "--out", path("t")], 65, ["--prior", "excludes every one of the 30"]),
             // A 3-D θ is not flattened into wider rows.
             (["train", "--theta", path("theta3.npy"), "--x", path("a/x.npy"), "--out", path("t")], 65, ["--theta", "theta3.npy", "30×1×2"]),
         ]
@@ -219,7 +220,7 @@ final class CLITests: XCTestCase {
         // A trained run, then damaged copies: an unknown method, a NaN weight.
         try run(["train", "--device", "cpu", "--theta", path("a/theta.npy"), "--x", path("a/x.npy"), "--epochs", "1",
                  "--hidden", "8", "--transforms", "1", "--quiet", "--out", path("good")])
-        for name in ["badmethod", "nanweight", "badjson", "nofield"] {
+        for name in ["badmethod", "nanweight", "badjson", "nofield", "wrongdim"] {
             try FileManager.default.copyItem(atPath: path("good"), toPath: path(name))
         }
         let config = try String(contentsOfFile: path("good/config.json"), encoding: .utf8)
@@ -228,6 +229,9 @@ final class CLITests: XCTestCase {
         try String(config.prefix(config.count / 2)).write(toFile: path("badjson/config.json"), atomically: true, encoding: .utf8)
         try config.replacingOccurrences(of: "\"thetaDimension\"", with: "\"thetaDim\"")
             .write(toFile: path("nofield/config.json"), atomically: true, encoding: .utf8)
+        // A config.json that disagrees with its model is caught at load, before any sampling.
+        try config.replacingOccurrences(of: "\"thetaDimension\" : 2", with: "\"thetaDimension\" : 3")
+            .write(toFile: path("wrongdim/config.json"), atomically: true, encoding: .utf8)
         let model = try SafetensorsFile.read(from: URL(fileURLWithPath: path("good/model.safetensors")))
         var tensors = model.tensors
         let (victim, tensor) = tensors.sorted { $0.key < $1.key }.first { $0.value.shape.reduce(1, *) > 1 }!
@@ -238,6 +242,10 @@ final class CLITests: XCTestCase {
         cases += [
             (["sample", "--model", path("badjson"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, ["config.json", "not valid JSON"]),
             (["sample", "--model", path("nofield"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, ["field 'thetaDimension' is missing"]),
+            (["sample", "--model", path("wrongdim"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65,
+             ["config.json", "'thetaDimension' is 3", "model of 2 values"]),
+            // Two files that disagree are a data error too.
+            (["train", "--theta", path("a/theta.npy"), "--x", path("b/x.npy"), "--out", path("t")], 65, ["θ has 30 rows but x has 40"]),
             (["sample", "--model", path("badmethod"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, ["method", "mystery"]),
             (["sample", "--model", path("nanweight"), "--observation", path("a/x.npy"), "--num", "5", "--out", path("q.npy")], 65, [victim, "non-finite"]),
         ]
