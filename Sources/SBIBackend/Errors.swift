@@ -1,4 +1,5 @@
 import Foundation
+import SBIData
 
 /// Every failure the engine reports. Messages are one line and name what went wrong and where.
 public enum SBIError: Error, CustomStringConvertible, Equatable {
@@ -24,9 +25,9 @@ public enum SBIError: Error, CustomStringConvertible, Equatable {
             let list = available.isEmpty ? "no OpenCL devices are present" :
                 "available: " + available.joined(separator: "; ")
             return "OpenCL device \(requested) does not exist (\(list)); the OpenBLAS CPU backend needs none"
-        case let .sizeMismatch(what): return "size mismatch: \(what)"
-        case let .foreignBuffer(what): return "buffer belongs to another backend: \(what)"
-        case let .invalidArgument(what): return what
+        case let .sizeMismatch(what): return "size mismatch: \(what)".escapingControlCharacters
+        case let .foreignBuffer(what): return "buffer belongs to another backend: \(what)".escapingControlCharacters
+        case let .invalidArgument(what): return what.escapingControlCharacters
         }
     }
 }

@@ -90,7 +90,7 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable, Senda
     }
 
     public var description: String {
-        path.map { "safetensors file \($0): \(message)" } ?? "safetensors: \(message)"
+        (path.map { "safetensors file \($0): \(message)" } ?? "safetensors: \(message)").escapingControlCharacters
     }
 }
 

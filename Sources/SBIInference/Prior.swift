@@ -72,6 +72,8 @@ public enum Prior: Equatable, Sendable, Codable {
                     throw SBIError.invalidArgument(
                         "uniform prior: dimension \(j) needs finite bounds with low < high, got [\(low[j]), \(high[j])]")
                 }
+                try Prior.checkSinglePrecision(location: max(abs(low[j]), abs(high[j])), width: high[j] - low[j],
+                                               "uniform prior: dimension \(j), [\(low[j]), \(high[j])]")
             }
         case let .gaussian(mean, covariance):
             let d = mean.count
@@ -92,6 +94,24 @@ public enum Prior: Equatable, Sendable, Codable {
             guard Prior.cholesky(covariance, d) != nil else {
                 throw SBIError.invalidArgument("Gaussian prior: covariance is not positive definite")
             }
+            for i in 0..<d {
+                let std = covariance[i * d + i].squareRoot()
+                try Prior.checkSinglePrecision(location: abs(mean[i]) + 10 * std, width: std,
+                                               "Gaussian prior: dimension \(i), mean \(mean[i]) and standard deviation \(std)")
+            }
+        }
+    }
+
+    /// θ is single precision in the engine (draws, training data, samples): a prior must lie
+    /// inside Float's range, and be wide enough for Float to resolve around its location (at
+    /// least 2⁻²⁰ of it, 16 ulps); otherwise its draws round to infinities or outside its support.
+    private static func checkSinglePrecision(location: Double, width: Double, _ what: String) throws {
+        let range = Double(Float.greatestFiniteMagnitude) / 2
+        guard location <= range else {
+            throw SBIError.invalidArgument("\(what): exceeds single precision (θ must stay within ±\(range))")
+        }
+        guard width >= max(location * 0x1p-20, Double(Float.leastNormalMagnitude) * 0x1p20) else {
+            throw SBIError.invalidArgument("\(what): too narrow for single precision to resolve (θ is float32; rescale θ)")
         }
     }
 
@@ -318,8 +338,12 @@ extension Prior {
         let gaussians = components.compactMap { c -> (Double, Double)? in
             if case let .gaussian(m, s) = c.kind { return (m, s) } else { return nil }
         }
-        if uniforms.count == count { return .uniform(low: uniforms.map(\.0), high: uniforms.map(\.1)) }
-        if gaussians.count == count { return try diagonalGaussian(mean: gaussians.map(\.0), std: gaussians.map(\.1)) }
+        do {
+            if uniforms.count == count { return try boxUniform(low: uniforms.map(\.0), high: uniforms.map(\.1)) }
+            if gaussians.count == count { return try diagonalGaussian(mean: gaussians.map(\.0), std: gaussians.map(\.1)) }
+        } catch {
+            throw SBIError.invalidArgument("\(option) \(specs.joined(separator: " ")): \(error)")
+        }
         throw SBIError.invalidArgument("\(option): mixes uniform and gaussian specs; a prior is all box-uniform or all Gaussian")
     }
 
@@ -327,19 +351,6 @@ extension Prior {
     public static func parse(_ spec: String, dimension: Int? = nil, option: String = "--prior",
                              loadArray: ((String) throws -> [Double])? = nil) throws -> Prior {
         try parse([spec], dimension: dimension, option: option, loadArray: loadArray)
-    }
-
-    /// The specs that `parse` turns back into this prior (per dimension; mvn priors have none,
-    /// since their arrays live in files).
-    public var specs: [String]? {
-        switch self {
-        case let .uniform(low, high):
-            return zip(low, high).map { "uniform:\($0),\($1)" }
-        case let .gaussian(mean, covariance):
-            let d = mean.count
-            for i in 0..<d { for j in 0..<d where i != j && covariance[i * d + j] != 0 { return nil } }
-            return (0..<d).map { "gaussian:\(mean[$0]),\(covariance[$0 * d + $0].squareRoot())" }
-        }
     }
 
     private enum SpecKind {
@@ -394,8 +405,8 @@ extension Prior {
     /// The prior assumed when training θ comes without one: a box-uniform over each dimension's
     /// observed range [min, max], widened by `padding` (5%) of that range on each side, so that
     /// the training points lie strictly inside and a posterior may put mass a little beyond them.
-    /// A dimension whose θ is constant gets ±padding·max(|value|, 1) around it. θ is row-major
-    /// n×d; non-finite values are refused.
+    /// A dimension whose θ is constant gets ±padding·max(|value|, 1) around it, and no box is
+    /// narrower than single precision resolves. θ is row-major n×d; non-finite values are refused.
     public static func inferred(fromTheta theta: [Float], dimension d: Int, padding: Double = 0.05) throws -> Prior {
         guard d > 0 else { throw SBIError.invalidArgument("prior from θ: dimension must be positive, got \(d)") }
         guard !theta.isEmpty, theta.count % d == 0 else {
@@ -415,9 +426,15 @@ extension Prior {
         for j in 0..<d {
             let range = high[j] - low[j]
             let pad = range > 0 ? padding * range : padding * max(abs(low[j]), 1)
-            let widened = (low[j] - pad, high[j] + pad)
-            // With no padding a constant dimension still needs some width.
-            (low[j], high[j]) = widened.0 < widened.1 ? widened : (low[j] - 1e-6, high[j] + 1e-6)
+            var widened = (low[j] - pad, high[j] + pad)
+            // A box narrower than single precision resolves (a constant dimension with no padding,
+            // θ varying by a few ulps) is widened to the narrowest one `validate` accepts.
+            let narrowest = max(abs(low[j]), abs(high[j]), 1) * 0x1p-19
+            if widened.1 - widened.0 < narrowest {
+                let middle = (low[j] + high[j]) / 2
+                widened = (middle - narrowest / 2, middle + narrowest / 2)
+            }
+            (low[j], high[j]) = widened
         }
         return try boxUniform(low: low, high: high)
     }
@@ -429,9 +446,11 @@ extension Prior: CustomStringConvertible {
         case let .uniform(low, high):
             if Set(low).count == 1, Set(high).count == 1 { return "uniform[\(low[0]), \(high[0])]^\(low.count)" }
             return "uniform(" + zip(low, high).map { "[\($0), \($1)]" }.joined(separator: "×") + ")"
-        case let .gaussian(mean, _):
-            if let specs { return "gaussian(" + specs.map { $0.dropFirst("gaussian:".count) }.joined(separator: "; ") + ")" }
-            return "gaussian(full covariance, d = \(mean.count))"
+        case let .gaussian(mean, covariance):
+            let d = mean.count
+            let diagonal = (0..<d).allSatisfy { i in (0..<d).allSatisfy { j in i == j || covariance[i * d + j] == 0 } }
+            guard diagonal else { return "gaussian(full covariance, d = \(d))" }
+            return "gaussian(" + (0..<d).map { "\(mean[$0]),\(covariance[$0 * d + $0].squareRoot())" }.joined(separator: "; ") + ")"
         }
     }
 }

@@ -528,9 +528,6 @@ final class SimulatorTests: XCTestCase {
         XCTAssertEqual(g, .gaussian(mean: [0, 0], covariance: [0.1 * 0.1, 0, 0, 0.1 * 0.1]))
         XCTAssertEqual(try Prior.parse(["normal:1,2", "gaussian:-1,0.5"]),
                        .gaussian(mean: [1, -1], covariance: [4, 0, 0, 0.25]))
-        XCTAssertEqual(try Prior.parse(g.specs!), g)
-        let u = try Prior.parse(["uniform:-1,1", "uniform:0,5"])
-        XCTAssertEqual(try Prior.parse(u.specs!), u)
         // Full covariance from arrays, through the caller's loader.
         let arrays: [String: [Double]] = ["m.npy": [1, 2], "c.npy": [2, 0.5, 0.5, 1]]
         let loader: (String) throws -> [Double] = { name in
@@ -558,6 +555,15 @@ final class SimulatorTests: XCTestCase {
             (["mvn:m.npy,c.npy"], nil, ["--prior", "mvn"]),
             (["mvn:m.npy"], nil, ["mvn:MEAN_FILE,COV_FILE"]),
             (["mvn:m.npy,c.npy", "uniform:0,1"], nil, ["only"]),
+            // θ is float32: a prior beyond its range, or narrower than it resolves, is refused
+            // (its draws would be infinite, or round outside the box).
+            (["gaussian:0,1e38"], nil, ["--prior", "exceeds single precision"]),
+            (["gaussian:0,1e300"], nil, ["--prior", "must be finite"]),
+            (["uniform:-1e39,1"], nil, ["--prior", "exceeds single precision"]),
+            (["uniform:0.1,0.1000000000001"], nil, ["--prior", "too narrow"]),
+            (["gaussian:1000,1e-6"], nil, ["--prior", "too narrow"]),
+            // Control characters in a spec are escaped: the error stays one line.
+            (["uniform:0,1\r\nx"], nil, ["--prior", "\\r\\n"]),
         ]
         for (specs, dimension, fragments) in cases {
             assertOneLineError(try Prior.parse(specs, dimension: dimension), contains: fragments)
@@ -643,6 +649,12 @@ final class SimulatorTests: XCTestCase {
         XCTAssertEqual(high[1], 10.5, accuracy: 1e-12)
         for r in 0..<4 { XCTAssertTrue(prior.contains(theta[(2 * r)..<(2 * r + 2)])) }
         XCTAssertEqual(try Prior.inferred(fromTheta: [0, 0], dimension: 1), .uniform(low: [-0.05], high: [0.05]))
+        // θ a few ulps apart, or constant without padding: the box is still one float32 resolves.
+        for (theta, padding) in [([Float(1000), Float(1000).nextUp], 0.05), ([Float(7), 7], 0)] {
+            let box = try Prior.inferred(fromTheta: theta, dimension: 1, padding: padding)
+            XCTAssertNoThrow(try box.validate())
+            XCTAssertTrue(theta.allSatisfy { box.contains([$0]) })
+        }
         assertOneLineError(try Prior.inferred(fromTheta: [1, 2, 3], dimension: 2), contains: ["rows of 2"])
         assertOneLineError(try Prior.inferred(fromTheta: [1, .nan], dimension: 2), contains: ["row 0"])
     }

@@ -122,7 +122,7 @@ public struct NumPyError: Error, CustomStringConvertible, Equatable, Sendable {
             text = "numpy"
         }
         if let member { text += ", member '\(member)'" }
-        return "\(text): \(field): \(message)"
+        return "\(text): \(field): \(message)".escapingControlCharacters
     }
 }
 
