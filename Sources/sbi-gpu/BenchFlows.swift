@@ -50,9 +50,11 @@ struct BenchFlows: ParsableCommand {
 
     func validate() throws {
         guard ["mlp", "glow"].contains(spec) else { throw ValidationError("--spec \(spec): expected mlp or glow") }
-        guard batchSize > 0, layers > 0, hiddenWidth > 0, repeats > 0, warmups >= 0, channels > 0, scales > 0 else {
-            throw ValidationError("--batch, --layers, --hidden and --repeats must be positive")
+        for (flag, value) in [("--batch", batchSize), ("--layers", layers), ("--hidden", hiddenWidth), ("--repeats", repeats),
+                              ("--channels", channels), ("--scales", scales)] where value <= 0 {
+            throw ValidationError("\(flag) \(value): expected a positive count")
         }
+        guard warmups >= 0 else { throw ValidationError("--warmups \(warmups): expected zero or more") }
         guard ["yes", "no", "auto"].contains(torch) else { throw ValidationError("--torch takes yes, no or auto") }
     }
 

@@ -31,9 +31,10 @@ struct Sample: ParsableCommand {
     @Option(parsing: .unconditional, help: "NLE: keep every n-th iteration.") var thin = 1
 
     func validate() throws {
-        guard num > 0, chains > 1, warmup >= 0, thin > 0 else {
-            throw ValidationError("--num and --thin must be positive, --chains at least 2, --warmup non-negative")
-        }
+        guard num > 0 else { throw ValidationError("--num \(num): expected a positive count") }
+        guard thin > 0 else { throw ValidationError("--thin \(thin): expected a positive count") }
+        guard chains > 1 else { throw ValidationError("--chains \(chains): expected at least 2") }
+        guard warmup >= 0 else { throw ValidationError("--warmup \(warmup): expected zero or more") }
         guard temperature > 0, temperature.isFinite else { throw ValidationError("--temperature must be positive") }
     }
 

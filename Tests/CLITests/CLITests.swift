@@ -338,6 +338,9 @@ final class CLITests: XCTestCase {
             (["abc", "--quantile", "-0.5", "--observation", path("o.npy"), "--out", path("a.npy")], "--quantile"),
             (["diagnose", "--model", path("none"), "--num-samples", "0", "--out", path("d")], "--num-samples"),
             (["sample", "--model", path("none"), "--observation", path("o.npy"), "--num", "-5", "--out", path("q.npy")], "--num"),
+            (["sample", "--model", path("none"), "--observation", path("o.npy"), "--chains", "1", "--out", path("q.npy")], "--chains 1"),
+            (["sample", "--model", path("none"), "--observation", path("o.npy"), "--warmup", "-2", "--out", path("q.npy")], "--warmup -2"),
+            (["bench", "flows", "--repeats", "0"], "--repeats 0"),
             // A count whose output could not fit in memory: refused, not an allocation abort.
             (["simulate", "--num", "1000000000000", "--out", path("s")], "--num 1000000000000"),
         ]
