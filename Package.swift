@@ -10,7 +10,8 @@ import PackageDescription
 //      kernel, training with streamed batches, checkpoints)
 //   -> SBIModels (density estimators: flows, MDN, GMM; the coupling and spline ops with their kernels)
 //   -> SBIInference (priors, simulators with their kernels, NPE/NLE/ABC, diagnostics)
-//   -> sbi-gpu (the command line, one type per subcommand).
+//   -> sbi-gpu (the command line, one type per subcommand), and beside it SBIFuzz + sbi-fuzz (the
+//      parsers of untrusted bytes under libFuzzer).
 // SBIPlots (SVG/PNG plots and image grids) needs only SBIData. A module's kernels are
 // Kernels/<module>/*.cl, embedded into it at build time by the EmbedKernels plugin, so a copied
 // binary needs no source tree.
@@ -34,7 +35,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
-        .executableTarget(name: "KernelEmbedder", path: "Sources/KernelEmbedder"),
+        // libFuzzer's entry points, weak: every executable links it so that a -sanitize=fuzzer
+        // build of the whole package links (see SBIFuzz).
+        .target(name: "CFuzzDriver", path: "Sources/CFuzzDriver"),
+        .executableTarget(name: "KernelEmbedder", dependencies: ["CFuzzDriver"], path: "Sources/KernelEmbedder"),
         .plugin(name: "EmbedKernels", capability: .buildTool(), dependencies: ["KernelEmbedder"],
                 path: "Plugins/EmbedKernels"),
         .target(name: "SBIData", dependencies: ["CZlib"], path: "Sources/SBIData"),
@@ -49,8 +53,12 @@ let package = Package(
         .target(name: "SBIInference", dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels"],
                 path: "Sources/SBIInference", plugins: ["EmbedKernels"]),
         .target(name: "SBIPlots", dependencies: ["SBIData", "CZlib"], path: "Sources/SBIPlots"),
+        // Fuzzing: the parsers of untrusted bytes with their checked properties, and one binary
+        // that runs them under libFuzzer (a -sanitize=fuzzer build) or replays files.
+        .target(name: "SBIFuzz", dependencies: ["SBIData", "SBIBackend", "SBIInference"], path: "Sources/SBIFuzz"),
+        .executableTarget(name: "sbi-fuzz", dependencies: ["CFuzzDriver", "SBIFuzz"], path: "Sources/sbi-fuzz"),
         .executableTarget(name: "sbi-gpu",
-                          dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "SBIPlots", "CBLAS",
+                          dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "SBIPlots", "CBLAS", "CFuzzDriver",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/sbi-gpu"),
         // The one backend fixture of every test target (CPU, and OpenCL device SBI_TEST_OPENCL_DEVICE).
@@ -63,6 +71,7 @@ let package = Package(
         .testTarget(name: "SBIInferenceTests",
                     dependencies: ["SBIData", "SBIBackend", "SBIGraph", "SBIModels", "SBIInference", "SBITestSupport"],
                     path: "Tests/SBIInferenceTests"),
+        .testTarget(name: "SBIFuzzTests", dependencies: ["SBIFuzz"], path: "Tests/SBIFuzzTests"),
         .testTarget(name: "CLITests", dependencies: ["sbi-gpu", "SBIBackend", "SBIModels", "SBIInference"],
                     path: "Tests/CLITests"),
         // Includes the op table: every primitive of every module, on every backend.
