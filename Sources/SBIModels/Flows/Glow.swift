@@ -113,14 +113,9 @@ public struct GlowDensity: NeuralDensity {
 
     /// (height, width, channels) of each scale after its squeeze.
     public var scaleShapes: [(h: Int, w: Int, c: Int)] {
-        var (h, w, c) = (configuration.height, configuration.width, configuration.channels)
-        var shapes: [(h: Int, w: Int, c: Int)] = []
-        for _ in 0..<configuration.resolvedScales {
-            (h, w, c) = (h / 2, w / 2, 4 * c)
-            shapes.append((h, w, c))
-            c /= 2
-        }
-        return shapes
+        let (inputs, output) = programShapes
+        return inputs.indices.filter { if case .squeeze = inputs[$0].step { return true } else { return false } }
+            .map { $0 + 1 < inputs.count ? inputs[$0 + 1].shape : output }
     }
     var lastScale: Int { configuration.resolvedScales - 1 }
 
@@ -369,20 +364,29 @@ public struct GlowDensity: NeuralDensity {
         return steps
     }
 
-    /// The shapes (h, w, c) of each scale's factored-out latents and of the top latent.
-    var latentShapes: (factored: [[Int]], top: [Int]) {
-        var (h, w, c) = (configuration.height, configuration.width, configuration.channels)
-        var factored: [[Int]] = []
+    /// The shape (h, w, c) of one image that each step of the program takes, and that of the top
+    /// latent after the last step: squeezes and splits are the steps that change it.
+    var programShapes: (inputs: [(step: Step, shape: (h: Int, w: Int, c: Int))], output: (h: Int, w: Int, c: Int)) {
+        var shape = (h: configuration.height, w: configuration.width, c: configuration.channels)
+        var inputs: [(step: Step, shape: (h: Int, w: Int, c: Int))] = []
         for step in program {
+            inputs.append((step, shape))
             switch step {
-            case .squeeze: (h, w, c) = (h / 2, w / 2, 4 * c)
-            case .split:
-                factored.append([h, w, c - c / 2])
-                c /= 2
+            case .squeeze: shape = (shape.h / 2, shape.w / 2, 4 * shape.c)
+            case .split: shape.c /= 2
             default: break
             }
         }
-        return (factored, [h, w, c])
+        return (inputs, shape)
+    }
+
+    /// The shapes (h, w, c) of each scale's factored-out latents and of the top latent.
+    var latentShapes: (factored: [[Int]], top: [Int]) {
+        let (inputs, top) = programShapes
+        let factored = inputs.compactMap { step, shape -> [Int]? in
+            if case .split = step { return [shape.h, shape.w, shape.c - shape.c / 2] } else { return nil }
+        }
+        return (factored, [top.h, top.w, top.c])
     }
 
     /// An invertible layer of the program in either direction, with its per-image log-det.
