@@ -28,6 +28,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from timing import median_seconds
+
 
 def kaiming(conv):
     fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
@@ -198,18 +200,6 @@ class Glow(nn.Module):
 def load_images(path):
     a = np.load(path).astype(np.float32)
     return torch.from_numpy(a[:, None] if a.ndim == 3 else a.transpose(0, 3, 1, 2).copy())
-
-
-def median_seconds(body, warmups, repeats):
-    for _ in range(warmups):
-        body()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        body()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
 
 
 def bench(args):

@@ -14,10 +14,11 @@ import json
 import math
 import resource
 import sys
-import time
 
 import torch
 from torch import nn
+
+from timing import median_seconds
 
 
 def checkerboard(side, layer):
@@ -70,18 +71,6 @@ class RealNVP(nn.Module):
         for layer in reversed(self.layers):
             z = layer.inverse(z)
         return z
-
-
-def median_seconds(body, warmups, repeats):
-    for _ in range(warmups):
-        body()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        body()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
 
 
 def bench(args):
