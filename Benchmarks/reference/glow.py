@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch twin of sbi-gpu's Glow (`--estimator glow`, Sources/SBIModels/Flows/Glow.swift).
+"""PyTorch twin of sbi-gpu's Glow (`--estimator glow`, Sources/SBIModels/Flows/Glow.swift), and of
+its multi-scale RealNVP (`--estimator realnvp-ms`; `MultiScaleRealNVP`, for `logprob` so far).
 
   bench    time a training step, log-prob and sampling at one spec; print JSON rows like sbi-gpu's
   train    train on images with the same budget and rules, print the validation bits/dim
@@ -43,6 +44,13 @@ def zeros(conv):
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     return conv
+
+
+def net(cin, hidden, cout):
+    """A coupling net: conv 3×3 → ReLU → conv 1×1 → ReLU → zero-initialized conv 3×3."""
+    return nn.Sequential(kaiming(nn.Conv2d(cin, hidden, 3, padding=1)), nn.ReLU(),
+                         kaiming(nn.Conv2d(hidden, hidden, 1)), nn.ReLU(),
+                         zeros(nn.Conv2d(hidden, cout, 3, padding=1)))
 
 
 def squeeze(x):
@@ -114,9 +122,7 @@ class Coupling(nn.Module):
     def __init__(self, c, hidden):
         super().__init__()
         self.ca, self.cb = c // 2, c - c // 2
-        self.net = nn.Sequential(kaiming(nn.Conv2d(self.ca, hidden, 3, padding=1)), nn.ReLU(),
-                                 kaiming(nn.Conv2d(hidden, hidden, 1)), nn.ReLU(),
-                                 zeros(nn.Conv2d(hidden, 2 * self.cb, 3, padding=1)))
+        self.net = net(self.ca, hidden, 2 * self.cb)
 
     def params(self, xa):
         out = self.net(xa)
@@ -160,10 +166,7 @@ class Glow(nn.Module):
 
     def log_prob(self, y, noise=None):
         """y: N×C×H×W pixel values; noise: the dequantization u (drawn when None)."""
-        n, d = y.shape[0], y[0].numel()
-        u = torch.rand_like(y) if noise is None else noise
-        h = (y + u) / self.levels - 0.5
-        total = torch.full((n,), -d * math.log(self.levels))
+        h, total = preprocess(y, self.levels, noise, "centered", 0)
         for level in range(self.scales):
             h = squeeze(h)
             for actnorm, invconv, coupling in self.steps[level]:
@@ -195,6 +198,109 @@ class Glow(nn.Module):
                 h = actnorm.inverse(invconv.inverse(coupling.inverse(h)))
             h = unsqueeze(h)
         return ((h + 0.5) * self.levels).clamp(0, self.levels - 1).floor()
+
+
+def preprocess(y, levels, noise, preprocessing, alpha):
+    """Dequantized pixels as the flow's input, and the per-image log-det (as Glow.swift's encode)."""
+    d = y[0].numel()
+    unit = (y + (torch.rand_like(y) if noise is None else noise)) / levels
+    logdet = torch.full((y.shape[0],), -d * math.log(levels))
+    if preprocessing == "centered":
+        return unit - 0.5, logdet
+    p = alpha + (1 - 2 * alpha) * unit
+    log_p, log_q = torch.log(p), torch.log(1 - p)
+    return log_p - log_q, logdet - (log_p + log_q).flatten(1).sum(1) + d * math.log(1 - 2 * alpha)
+
+
+class MaskedAffine(nn.Module):
+    """RealNVP's coupling (AffineCouplingOp): y = m·x + (1 − m)·(x·exp(s) + t), s = 2·tanh(raw/2),
+    [raw s | t] per pixel from a net of the masked input. checkerboard: pixels with
+    (i + j) % 2 = parity pass, with all their channels; else channels: the first half passes (the
+    second with flip), and only it feeds the net."""
+
+    def __init__(self, c, hidden, checkerboard, parity=0, flip=False):
+        super().__init__()
+        self.c, self.checkerboard, self.parity = c, checkerboard, parity
+        half = c // 2
+        self.passing = (half, c - half) if flip else (0, half)
+        self.net = net(c if checkerboard else self.passing[1], hidden, 2 * c)
+
+    def mask(self, x):
+        n, c, h, w = x.shape
+        if self.checkerboard:
+            i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+            return (((i + j) % 2) == self.parity).float().view(1, 1, h, w).expand(1, c, h, w)
+        m = torch.zeros(1, c, 1, 1)
+        m[:, self.passing[0]:self.passing[0] + self.passing[1]] = 1
+        return m.expand(1, c, h, w)
+
+    def params(self, x, m):
+        start, width = self.passing
+        out = self.net(x * m if self.checkerboard else x[:, start:start + width])
+        return 2 * torch.tanh(out[:, : self.c] / 2), out[:, self.c:]
+
+    def forward(self, x):
+        m = self.mask(x)
+        s, t = self.params(x, m)
+        return m * x + (1 - m) * (x * torch.exp(s) + t), ((1 - m) * s).flatten(1).sum(1)
+
+
+class MultiScaleRealNVP(nn.Module):
+    """`--estimator realnvp-ms` (Glow.swift's realnvp program): at each scale but the last, K
+    [ActNorm, checkerboard coupling] with alternating parity, a squeeze, K [ActNorm, channel
+    coupling] alternating halves, then the second half of the channels factored out to a learned
+    prior; the last scale K + 1 checkerboard steps. The top is N(0, I)."""
+
+    def __init__(self, height, width, channels, levels=256, scales=3, steps=3, hidden=64,
+                 preprocessing="centered", alpha=0.05):
+        super().__init__()
+        self.shape, self.levels, self.scales = (channels, height, width), levels, scales
+        self.preprocessing, self.alpha = preprocessing, alpha
+        self.programs = nn.ModuleList()  # per scale: a list of (kind, ActNorm, coupling) steps
+        self.kinds = []
+        self.priors = nn.ModuleList()
+        c = channels
+        for level in range(scales):
+            last = level == scales - 1
+            layers, kinds = nn.ModuleList(), []
+            for k in range(steps + 1 if last else steps):
+                layers.append(nn.ModuleList([ActNorm(c), MaskedAffine(c, hidden, True, parity=k % 2)]))
+                kinds.append("step")
+            if not last:
+                kinds.append("squeeze")
+                c *= 4
+                for k in range(steps):
+                    layers.append(nn.ModuleList([ActNorm(c), MaskedAffine(c, hidden, False, flip=k % 2 == 1)]))
+                    kinds.append("step")
+                self.priors.append(zeros(nn.Conv2d(c // 2, c, 3, padding=1)))
+                c //= 2
+            self.programs.append(layers)
+            self.kinds.append(kinds)
+
+    def named_steps(self, prefix="realnvp"):
+        """(parameter name of the step, ActNorm, coupling) in checkpoint naming."""
+        for level, layers in enumerate(self.programs):
+            for k, (actnorm, coupling) in enumerate(layers):
+                yield f"{prefix}.{level}.{k}", actnorm, coupling
+
+    def log_prob(self, y, noise=None):
+        h, total = preprocess(y, self.levels, noise, self.preprocessing, self.alpha)
+        for level in range(self.scales):
+            layers = iter(self.programs[level])
+            for kind in self.kinds[level]:
+                if kind == "squeeze":
+                    h = squeeze(h)
+                    continue
+                for layer in next(layers):
+                    h, logdet = layer(h)
+                    total = total + logdet
+            if level < self.scales - 1:
+                half = h.shape[1] // 2
+                kept, factored = h[:, :half], h[:, half:]
+                out = self.priors[level](kept)
+                total = total + gaussian(factored, out[:, :half], out[:, half:])
+                h = kept
+        return total + gaussian(h)
 
 
 def load_images(path):
@@ -280,29 +386,49 @@ def train(args):
                "device": f"PyTorch {torch.__version__} CPU ({args.threads} threads)"}, sys.stdout)
 
 
+def load_conv(conv, weights, name):
+    # sbi-gpu stores K×K×Cin×Cout; torch's Conv2d holds Cout×Cin×K×K.
+    conv.weight.copy_(weights[f"{name}.weight"].permute(3, 2, 0, 1))
+    conv.bias.copy_(weights[f"{name}.bias"].reshape(-1))
+
+
+def load_actnorm(actnorm, weights, name):
+    actnorm.bias.copy_(weights[f"{name}.bias"].reshape(-1))
+    actnorm.log_scale.copy_(weights[f"{name}.logScale"].reshape(-1))
+    actnorm.initialized = True
+
+
 def logprob(args):
     from safetensors.numpy import load_file
     weights = {k: torch.from_numpy(v.copy()) for k, v in load_file(args.checkpoint).items()}
     images = load_images(args.data)
     n, c, h, w = images.shape
+    if args.architecture == "realnvp":
+        model = MultiScaleRealNVP(h, w, c, levels=args.levels, scales=args.scales, steps=args.steps, hidden=args.hidden,
+                                  preprocessing=args.preprocessing, alpha=args.logit_alpha)
+        with torch.no_grad():
+            for name, actnorm, coupling in model.named_steps():
+                load_actnorm(actnorm, weights, f"{name}.actnorm")
+                for i, conv in enumerate([coupling.net[0], coupling.net[2], coupling.net[4]]):
+                    load_conv(conv, weights, f"{name}.coupling.net.{i}")
+            for level, prior in enumerate(model.priors):
+                load_conv(prior, weights, f"realnvp.{level}.prior")
+            out = model.log_prob(images, noise=torch.full_like(images, args.dequantization))
+        json.dump(out.tolist(), sys.stdout)
+        return
     model = Glow(h, w, c, levels=args.levels, scales=args.scales, steps=args.steps, hidden=args.hidden)
     with torch.no_grad():
         for level, steps in enumerate(model.steps):
             for k, (actnorm, invconv, coupling) in enumerate(steps):
                 name = f"glow.{level}.{k}"
-                actnorm.bias.copy_(weights[f"{name}.actnorm.bias"].reshape(-1))
-                actnorm.log_scale.copy_(weights[f"{name}.actnorm.logScale"].reshape(-1))
-                actnorm.initialized = True
+                load_actnorm(actnorm, weights, f"{name}.actnorm")
                 invconv.lower.copy_(weights[f"{name}.invconv.lower"])
                 invconv.upper.copy_(weights[f"{name}.invconv.upper"])
                 invconv.log_scale.copy_(weights[f"{name}.invconv.logScale"].reshape(-1))
                 for i, conv in enumerate([coupling.net[0], coupling.net[2], coupling.net[4]]):
-                    # sbi-gpu stores K×K×Cin×Cout; torch's Conv2d holds Cout×Cin×K×K.
-                    conv.weight.copy_(weights[f"{name}.coupling.net.{i}.weight"].permute(3, 2, 0, 1))
-                    conv.bias.copy_(weights[f"{name}.coupling.net.{i}.bias"].reshape(-1))
+                    load_conv(conv, weights, f"{name}.coupling.net.{i}")
         for level, prior in enumerate(model.priors):
-            prior.weight.copy_(weights[f"glow.{level}.prior.weight"].permute(3, 2, 0, 1))
-            prior.bias.copy_(weights[f"glow.{level}.prior.bias"].reshape(-1))
+            load_conv(prior, weights, f"glow.{level}.prior")
         noise = torch.full_like(images, args.dequantization)
         out = model.log_prob(images, noise=noise)
     json.dump(out.tolist(), sys.stdout)
@@ -336,6 +462,10 @@ def main():
             p.add_argument("--data", required=True)
             p.add_argument("--levels", type=int, default=256)
             p.add_argument("--dequantization", type=float, default=0.5, help="u for every pixel")
+            p.add_argument("--architecture", choices=["glow", "realnvp"], default="glow")
+            p.add_argument("--preprocessing", choices=["centered", "logit"], default="centered",
+                           help="realnvp: as GlowConfiguration.preprocessing (glow: centered)")
+            p.add_argument("--logit-alpha", type=float, default=0.05)
     args = parser.parse_args()
     {"bench": bench, "train": train, "logprob": logprob}[args.mode](args)
 

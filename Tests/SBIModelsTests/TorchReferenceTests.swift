@@ -69,21 +69,38 @@ final class TorchReferenceTests: XCTestCase {
     /// every backend and by Benchmarks/reference/glow.py from the same checkpoint, with the
     /// dequantization u = ½ on both sides.
     func testGlowLogProbMatchesPyTorch() throws {
+        var configuration = GlowConfiguration(height: 8, width: 8, channels: 3, levels: 256)
+        (configuration.scales, configuration.steps, configuration.hidden) = (2, 2, 16)
+        try checkAgainstPyTorch(configuration, arguments: ["--scales", "2", "--steps", "2", "--hidden", "16"])
+    }
+
+    /// The multi-scale RealNVP (3 scales: checkerboard, squeeze and channel couplings, splits),
+    /// with the logit preprocessing, against `MultiScaleRealNVP` of the same script.
+    func testMultiScaleRealNVPLogProbMatchesPyTorch() throws {
+        var configuration = GlowConfiguration(height: 8, width: 8, channels: 2, levels: 256)
+        (configuration.architecture, configuration.preprocessing) = (.realnvp, .logit)
+        (configuration.scales, configuration.steps, configuration.hidden) = (3, 2, 8)
+        try checkAgainstPyTorch(configuration, arguments: ["--architecture", "realnvp", "--preprocessing", "logit",
+                                                           "--scales", "3", "--steps", "2", "--hidden", "8"])
+    }
+
+    /// log q of random images under `configuration` with random weights, on every backend,
+    /// against glow.py's `logprob` with `arguments` from the same checkpoint.
+    func checkAgainstPyTorch(_ configuration: GlowConfiguration, arguments: [String]) throws {
         guard (try? python(["-c", "import torch, safetensors"]).status) == 0 else {
             throw XCTSkip("python3 with torch and safetensors is not available")
         }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let script = root.appendingPathComponent("Benchmarks/reference/glow.py")
-        var configuration = GlowConfiguration(height: 8, width: 8, channels: 3, levels: 256)
-        (configuration.scales, configuration.steps, configuration.hidden) = (2, 2, 16)
         let flow = try GlowDensity(configuration)
+        let shape = [configuration.height, configuration.width, configuration.channels]
         let rows = 5, d = configuration.features
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("torch-glow-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let pixels = (0..<(rows * d)).map { Float(Philox.word(at: UInt64($0), seed: 8) % 256) }
         let images = directory.appendingPathComponent("images.npy")
-        try NumPy.write(try NumPyArray(uint8s: pixels.map { UInt8($0) }, shape: [rows, 8, 8, 3]), to: images)
+        try NumPy.write(try NumPyArray(uint8s: pixels.map { UInt8($0) }, shape: [rows] + shape), to: images)
         var reference: [Double]?
         for backend in try modelBackends() {
             let graph = Graph()
@@ -102,14 +119,14 @@ final class TorchReferenceTests: XCTestCase {
             if reference == nil {
                 let checkpoint = directory.appendingPathComponent("glow.safetensors")
                 try store.save(to: checkpoint)
-                let (status, output) = try python([script.path, "logprob", "--checkpoint", checkpoint.path, "--data", images.path,
-                                                   "--scales", "2", "--steps", "2", "--hidden", "16"])
+                let (status, output) = try python([script.path, "logprob", "--checkpoint", checkpoint.path, "--data", images.path]
+                                                  + arguments)
                 XCTAssertEqual(status, 0)
                 reference = try JSONDecoder().decode([Double].self, from: output)
             }
             XCTAssertEqual(ours.count, rows)
             for (a, b) in zip(ours, reference!) {
-                XCTAssertEqual(Double(a), b, accuracy: 1e-4 * max(1, abs(b)), "glow on \(backend.kind)")
+                XCTAssertEqual(Double(a), b, accuracy: 1e-4 * max(1, abs(b)), "\(configuration.resolvedArchitecture.estimatorName) on \(backend.kind)")
             }
         }
     }
