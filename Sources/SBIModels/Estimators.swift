@@ -23,6 +23,8 @@ public struct EstimatorOptions: Sendable {
     public var levels: Int? = nil
     public var scales: Int? = nil
     public var preprocessing: ImagePreprocessing? = nil
+    /// glow: the couplings' transform (affine by default); a spline has `bins` bins.
+    public var coupling: GlowCouplingTransform? = nil
     public var seed: UInt64 = 0
     public init(hidden: [Int]? = nil, transforms: Int? = nil, bins: Int? = nil, components: Int? = nil,
                 activation: String? = nil, embedding: [Int]? = nil, seed: UInt64 = 0) {
@@ -79,6 +81,9 @@ public enum Estimators {
             if let hidden = options.hidden?.first { configuration.hidden = hidden }
             if let scales = options.scales { configuration.scales = scales }
             if let preprocessing = options.preprocessing { configuration.preprocessing = preprocessing }
+            if let coupling = options.coupling, coupling != .affine {
+                (configuration.coupling, configuration.bins) = (coupling, options.bins)
+            }
             configuration.seed = options.seed
             return try makeGlow(configuration, backend: backend)
         default:

@@ -40,7 +40,8 @@ struct Train: ParsableCommand {
     @Flag(help: "Replace a trained model already in --out (without it, train refuses to, unless --resume continues it).") var force = false
     @Option(help: "Hidden widths of the estimator's networks, comma-separated.") var hidden = "64,64"
     @Option(parsing: .unconditional, help: "Flow transforms (default 5), or the steps per scale of glow (default 8) and realnvp-ms (couplings per group, default 3).") var transforms: Int?
-    @Option(parsing: .unconditional, help: "Spline bins (nsf).") var bins = 8
+    @Option(parsing: .unconditional, help: "Spline bins (nsf, and glow with --coupling spline).") var bins = 8
+    @Option(help: "glow: the couplings' transform: affine ((x + t)·σ(raw + 2), Glow's) or spline (a rational-quadratic spline of --bins bins per element on [−3, 3]).") var coupling = "affine"
     @Option(parsing: .unconditional, help: "Mixture components (mdn, gmm).") var components = 10
     @Option(help: "Flows: an MLP embedding the conditioning data before the transforms: widths like 256,64 (the last is the embedded size), `none`, or `auto` (256,64 when it has 100 or more features, as images do).")
     var embedding = "auto"
@@ -95,6 +96,12 @@ struct Train: ParsableCommand {
         }
         if let levels, levels < 2 { throw ValidationError("--levels \(levels): expected at least 2") }
         if let scales, scales < 1 { throw ValidationError("--scales \(scales): expected a positive count") }
+        guard let transform = GlowCouplingTransform(rawValue: coupling) else {
+            throw ValidationError("--coupling \(coupling): expected \(GlowCouplingTransform.allCases.map(\.rawValue).joined(separator: " or "))")
+        }
+        if transform != .affine && resolvedEstimator != "glow" {
+            throw ValidationError("--coupling \(coupling) is for --estimator glow (realnvp-ms and the vector flows choose their own)")
+        }
         guard ImagePreprocessing(rawValue: preprocessing) != nil else {
             throw ValidationError("--preprocessing \(preprocessing): expected \(ImagePreprocessing.allCases.map(\.rawValue).joined(separator: " or "))")
         }

@@ -48,7 +48,8 @@ extension Train {
         }
         var policy = EstimatorTraining()
         policy.estimator = resolvedEstimator
-        policy.options = EstimatorOptions(hidden: try hiddenWidths(), transforms: transforms, seed: training.seed)
+        policy.options = EstimatorOptions(hidden: try hiddenWidths(), transforms: transforms, bins: bins, seed: training.seed)
+        policy.options.coupling = GlowCouplingTransform(rawValue: coupling)
         policy.options.scales = scales
         policy.options.preprocessing = ImagePreprocessing(rawValue: preprocessing)
         policy.dataBudget = try deviceMemoryBudget()

@@ -118,6 +118,13 @@ final class CLITests: XCTestCase {
         try run(["train", "--device", "cpu", "--method", "density", "--estimator", "realnvp-ms", "--data", path("images.npy"),
                  "--out", path("rnvp")] + tiny)
         try run(["log-prob", "--device", "cpu", "--model", path("rnvp"), "--data", path("images.npy"), "--out", path("rbpd.npy")])
+        // Glow with spline couplings: recorded in the checkpoint, sampled back to valid pixels.
+        try run(["train", "--device", "cpu", "--method", "density", "--coupling", "spline", "--bins", "4", "--data", path("images.npy"),
+                 "--out", path("spline")] + tiny)
+        let model = try SafetensorsFile.read(from: URL(fileURLWithPath: path("spline/model.safetensors")))
+        XCTAssertTrue(model.metadata["glow.configuration"]?.contains("spline") ?? false, "\(model.metadata)")
+        try run(["sample", "--device", "cpu", "--model", path("spline"), "--num", "4", "--out", path("ss.npy")])
+        XCTAssertTrue(try NumPy.read(URL(fileURLWithPath: path("ss.npy"))).uint8s().allSatisfy { $0 < 4 })
         // Conditional, with the logit preprocessing: one context row per image; sampling for one context row.
         try run(["train", "--device", "cpu", "--method", "density", "--data", path("images.npy"), "--context", path("context.npy"),
                  "--preprocessing", "logit", "--out", path("glow-c")] + tiny)
@@ -140,6 +147,8 @@ final class CLITests: XCTestCase {
             (["log-prob", "--model", path("glow"), "--data", path("rgb.npy"), "--out", path("bad.npy")], ["rgb.npy", "8×8×3", "8×8×1"]),
             (["train", "--method", "density", "--estimator", "nsf", "--data", path("images.npy"), "--out", path("bad")], ["--estimator nsf"]),
             (["train", "--estimator", "glow", "--num-simulations", "100", "--out", path("bad")], ["--method density"]),
+            (["train", "--method", "density", "--estimator", "realnvp-ms", "--coupling", "spline", "--data", path("images.npy"),
+              "--out", path("bad")], ["--coupling spline", "glow"]),
         ]
         for (arguments, expected) in cases {
             let result = try run(arguments + ["--device", "cpu"], expectSuccess: false)

@@ -9,8 +9,8 @@ import SBITestSupport
 /// The pixel-space Glow flow: its inverse, its log-det against a brute-force Jacobian, its
 /// conditioning, the bits/dim arithmetic, refusal of bad pixels, and training on the 8×8 digits.
 final class GlowTests: XCTestCase {
-    /// Small flows with every layer kind: Glow and the multi-scale RealNVP, with splits, with and
-    /// without a context, both preprocessings.
+    /// Small flows with every layer kind: Glow (affine and spline couplings) and the multi-scale
+    /// RealNVP, with splits, with and without a context, both preprocessings.
     static func configurations() -> [GlowConfiguration] {
         var twoChannel = GlowConfiguration(height: 4, width: 4, channels: 2, levels: 4)
         twoChannel.scales = 2
@@ -30,7 +30,10 @@ final class GlowTests: XCTestCase {
         (realNVPDigits.architecture, realNVPDigits.steps, realNVPDigits.hidden) = (.realnvp, 2, 8)
         // (Centered: RealNVP's exp(s) with random weights takes samples where the logit's sigmoid
         // rounds to 1 in float, which no encoding can invert; Glow's digits cover the logit.)
-        return [twoChannel, digits, realNVP, realNVPDigits]
+        // Glow with spline couplings (4 bins), with a context.
+        var spline = GlowConfiguration(height: 4, width: 4, channels: 2, contextFeatures: 2, levels: 4)
+        (spline.coupling, spline.bins, spline.scales, spline.steps, spline.hidden, spline.seed) = (.spline, 4, 2, 2, 8, 5)
+        return [twoChannel, digits, realNVP, realNVPDigits, spline]
     }
 
     /// Every parameter drawn from ±0.3, so that no coupling, prior or 1×1 convolution is the
@@ -132,7 +135,9 @@ final class GlowTests: XCTestCase {
                 }
             }
             try plan.feed(y, batch)
-            if let context { try plan.feed(context, (0..<(rows * flow.contextFeatures)).map { Float($0 % 3) * 0.5 - 0.5 }) }
+            // One context for every row: the differences are along x alone.
+            let cf = flow.contextFeatures
+            if let context { try plan.feed(context, (0..<(rows * cf)).map { Float($0 % cf % 3) * 0.5 - 0.5 }) }
             for (tensor, _, _) in graph.noiseInputs { try plan.feed(tensor, [Float](repeating: 0, count: tensor.count)) }
             try plan.run()
             let eps = try plan.read(encoding.noise!).map(Double.init), logq = try plan.read(encoding.logProb!)

@@ -36,6 +36,10 @@ public struct GlowConfiguration: Codable, Equatable, Sendable {
     public var architecture: MultiScaleArchitecture? = nil
     public var preprocessing: ImagePreprocessing = .centered
     public var logitAlpha: Float = 0.05
+    /// Glow's coupling transform (nil: affine, as checkpoints before splines say).
+    public var coupling: GlowCouplingTransform? = nil
+    /// Spline couplings: bins K (nil: 8).
+    public var bins: Int? = nil
     public var seed: UInt64 = 0
 
     public init(height: Int, width: Int, channels: Int, contextFeatures: Int = 0, levels: Int = 256) {
@@ -59,6 +63,8 @@ public struct GlowConfiguration: Codable, Equatable, Sendable {
         return scales
     }
     public var resolvedArchitecture: MultiScaleArchitecture { architecture ?? .glow }
+    public var resolvedCoupling: GlowCouplingTransform { coupling ?? .affine }
+    public var resolvedBins: Int { bins ?? 8 }
     /// Glow squeezes at every scale; the multi-scale RealNVP's last scale works at the resolution
     /// the others leave, so it has one scale more for the same image (28×28: 2 and 3).
     public var resolvedScales: Int {
@@ -78,7 +84,22 @@ public struct GlowConfiguration: Codable, Equatable, Sendable {
         guard steps > 0, hidden > 0 else { throw SBIError.invalidArgument("glow needs steps > 0 and hidden > 0") }
         guard levels >= 2 else { throw SBIError.invalidArgument("glow needs at least 2 pixel levels, got \(levels)") }
         guard logitAlpha > 0, logitAlpha < 0.5 else { throw SBIError.invalidArgument("the logit α must be in (0, ½), got \(logitAlpha)") }
+        guard resolvedCoupling == .affine || resolvedArchitecture == .glow else {
+            throw SBIError.invalidArgument("spline couplings are Glow's; realnvp-ms couplings are affine")
+        }
+        guard RationalQuadraticSpline.binRange.contains(resolvedBins) else {
+            throw SBIError.invalidArgument("glow's spline couplings need \(RationalQuadraticSpline.binRange) bins, got \(resolvedBins)")
+        }
     }
+}
+
+/// The transform of Glow's couplings, given the net's output for the passing half.
+public enum GlowCouplingTransform: String, Codable, Sendable, CaseIterable {
+    /// (x_b + t)⊙σ(raw + 2).
+    case affine
+    /// A rational-quadratic spline per element (Durkan et al.), K bins on [−3, 3] with linear
+    /// tails, by the fused `RQSplineOp`.
+    case spline
 }
 
 /// The multi-scale flows on images.
@@ -223,6 +244,9 @@ public struct GlowDensity: NeuralDensity {
     func coupling(_ name: String, _ x: Tensor, context: Tensor?, inverse: Bool, in g: Graph) throws -> (Tensor, Tensor) {
         let c = x.cols, ca = c / 2, cb = c - ca
         let xa = try g.slice(x, start: 0, width: ca), xb = try g.slice(x, start: ca, width: cb)
+        if configuration.resolvedCoupling == .spline {
+            return try splineCoupling(name, xa, xb, context: context, inverse: inverse, in: g)
+        }
         let out = try couplingNet(name, try withContext(xa, context, in: g), outputs: 2 * cb, in: g)
         let shift = try g.slice(out, start: 0, width: cb)
         let raw = try g.affine(try g.slice(out, start: cb, width: cb), scale: 1, shift: 2)
@@ -233,6 +257,25 @@ public struct GlowDensity: NeuralDensity {
         let yb = inverse ? try g.subtract(try g.divide(xb, scale), shift) : try g.multiply(try g.add(xb, shift), scale)
         return (try g.concat([xa, yb]), inverse ? try g.affine(logDet, scale: -1, shift: 0) : logDet)
     }
+
+    /// Glow's coupling with a spline: every element of xb goes through its own rational-quadratic
+    /// spline, whose 3K − 1 raw parameters the net gives from xa ⊕ context at that pixel; the
+    /// pixels are the op's rows and the cb channels its features. The derivatives' raw values are
+    /// offset so that the zero-initialized net starts at the identity (as the affine coupling does).
+    func splineCoupling(_ name: String, _ xa: Tensor, _ xb: Tensor, context: Tensor?, inverse: Bool,
+                        in g: Graph) throws -> (Tensor, Tensor) {
+        let K = configuration.resolvedBins, P = RationalQuadraticSpline.parameterCount(bins: K)
+        let (n, cb) = (xb.shape[0], xb.cols), pixels = xb.count / cb
+        let out = try couplingNet(name, try withContext(xa, context, in: g), outputs: cb * P, in: g)
+        let offset = (0..<(cb * P)).map { $0 % P >= 2 * K ? RationalQuadraticSpline.unitDerivativeRaw : 0 }
+        let parameters = try g.add(try g.reshape(out, [pixels, cb * P]), g.constant(offset, rows: 1, cols: cb * P))
+        let result = try g.apply(RQSplineOp(inverse: inverse, bins: K, tailBound: Self.splineTailBound),
+                                 [try g.reshape(xb, [pixels, cb]), parameters, g.constant([Float](repeating: 0, count: cb), rows: 1, cols: cb)])
+        return (try g.concat([xa, try g.reshape(result[0], xb.shape)]), try perImageSum(result[1], images: n, in: g))
+    }
+
+    /// Spline couplings map [−3, 3] (ActNorm's standardized range) and are linear outside.
+    static let splineTailBound: Float = 3
 
     /// A coupling net: conv 3×3 → ReLU → conv 1×1 → ReLU → zero-initialized conv 3×3 (so that
     /// every coupling starts as the identity), `configuration.hidden` channels.
