@@ -149,37 +149,53 @@ def gaussian(z, mean=None, log_std=None):
     return -0.5 * (e * e).sum(1) - log_std.sum(1) - 0.5 * z.shape[1] * math.log(2 * math.pi)
 
 
-class Glow(nn.Module):
+def split(h, prior):
+    """The second half of the channels factored out to N(μ, σ²), [μ | log σ] = prior(first half):
+    the first half, and the second's log density."""
+    half = h.shape[1] // 2
+    kept, factored = h[:, :half], h[:, half:]
+    out = prior(kept)
+    return kept, gaussian(factored, out[:, :half], out[:, half:])
+
+
+class MultiScaleFlow(nn.Module):
+    """What the two twins share: per scale, `kinds` lists "squeeze" and "step" in order and
+    `programs` holds each step's layers; then (except at the last scale) a split to `priors`."""
+
+    def log_prob(self, y, noise=None):
+        """y: N×C×H×W pixel values; noise: the dequantization u (drawn when None)."""
+        h, total = preprocess(y, self.levels, noise, self.preprocessing, self.alpha)
+        for level in range(self.scales):
+            layers = iter(self.programs[level])
+            for kind in self.kinds[level]:
+                if kind == "squeeze":
+                    h = squeeze(h)
+                    continue
+                for layer in next(layers):
+                    h, logdet = layer(h)
+                    total = total + logdet
+            if level < self.scales - 1:
+                h, factored_log_prob = split(h, self.priors[level])
+                total = total + factored_log_prob
+        return total + gaussian(h)
+
+
+class Glow(MultiScaleFlow):
     def __init__(self, height, width, channels, levels=256, scales=2, steps=8, hidden=64):
         super().__init__()
         self.shape, self.levels, self.scales = (channels, height, width), levels, scales
-        self.steps = nn.ModuleList()
+        self.preprocessing, self.alpha = "centered", 0
+        self.programs = nn.ModuleList()
+        self.kinds = [["squeeze"] + ["step"] * steps for _ in range(scales)]
         self.priors = nn.ModuleList()
         c = channels
         for level in range(scales):
             c *= 4
-            self.steps.append(nn.ModuleList([nn.ModuleList([ActNorm(c), InvConv(c), Coupling(c, hidden)])
-                                             for _ in range(steps)]))
+            self.programs.append(nn.ModuleList([nn.ModuleList([ActNorm(c), InvConv(c), Coupling(c, hidden)])
+                                                for _ in range(steps)]))
             if level < scales - 1:
                 self.priors.append(zeros(nn.Conv2d(c // 2, c, 3, padding=1)))
                 c //= 2
-
-    def log_prob(self, y, noise=None):
-        """y: N×C×H×W pixel values; noise: the dequantization u (drawn when None)."""
-        h, total = preprocess(y, self.levels, noise, "centered", 0)
-        for level in range(self.scales):
-            h = squeeze(h)
-            for actnorm, invconv, coupling in self.steps[level]:
-                for layer in (actnorm, invconv, coupling):
-                    h, logdet = layer(h)
-                    total = total + logdet
-            if level < self.scales - 1:
-                half = h.shape[1] // 2
-                kept, factored = h[:, :half], h[:, half:]
-                out = self.priors[level](kept)
-                total = total + gaussian(factored, out[:, :half], out[:, half:])
-                h = kept
-        return total + gaussian(h)
 
     def sample(self, n, temperature=1.0):
         c, hh, ww = self.shape
@@ -194,7 +210,7 @@ class Glow(nn.Module):
                 half = h.shape[1]
                 factored = out[:, :half] + torch.exp(out[:, half:]) * temperature * torch.randn_like(h)
                 h = torch.cat([h, factored], 1)
-            for actnorm, invconv, coupling in reversed(self.steps[level]):
+            for actnorm, invconv, coupling in reversed(self.programs[level]):
                 h = actnorm.inverse(invconv.inverse(coupling.inverse(h)))
             h = unsqueeze(h)
         return ((h + 0.5) * self.levels).clamp(0, self.levels - 1).floor()
@@ -245,7 +261,7 @@ class MaskedAffine(nn.Module):
         return m * x + (1 - m) * (x * torch.exp(s) + t), ((1 - m) * s).flatten(1).sum(1)
 
 
-class MultiScaleRealNVP(nn.Module):
+class MultiScaleRealNVP(MultiScaleFlow):
     """`--estimator realnvp-ms` (Glow.swift's realnvp program): at each scale but the last, K
     [ActNorm, checkerboard coupling] with alternating parity, a squeeze, K [ActNorm, channel
     coupling] alternating halves, then the second half of the channels factored out to a learned
@@ -256,7 +272,7 @@ class MultiScaleRealNVP(nn.Module):
         super().__init__()
         self.shape, self.levels, self.scales = (channels, height, width), levels, scales
         self.preprocessing, self.alpha = preprocessing, alpha
-        self.programs = nn.ModuleList()  # per scale: a list of (kind, ActNorm, coupling) steps
+        self.programs = nn.ModuleList()  # per scale: each step's [ActNorm, coupling]
         self.kinds = []
         self.priors = nn.ModuleList()
         c = channels
@@ -282,25 +298,6 @@ class MultiScaleRealNVP(nn.Module):
         for level, layers in enumerate(self.programs):
             for k, (actnorm, coupling) in enumerate(layers):
                 yield f"{prefix}.{level}.{k}", actnorm, coupling
-
-    def log_prob(self, y, noise=None):
-        h, total = preprocess(y, self.levels, noise, self.preprocessing, self.alpha)
-        for level in range(self.scales):
-            layers = iter(self.programs[level])
-            for kind in self.kinds[level]:
-                if kind == "squeeze":
-                    h = squeeze(h)
-                    continue
-                for layer in next(layers):
-                    h, logdet = layer(h)
-                    total = total + logdet
-            if level < self.scales - 1:
-                half = h.shape[1] // 2
-                kept, factored = h[:, :half], h[:, half:]
-                out = self.priors[level](kept)
-                total = total + gaussian(factored, out[:, :half], out[:, half:])
-                h = kept
-        return total + gaussian(h)
 
 
 def load_images(path):
@@ -418,7 +415,7 @@ def logprob(args):
         return
     model = Glow(h, w, c, levels=args.levels, scales=args.scales, steps=args.steps, hidden=args.hidden)
     with torch.no_grad():
-        for level, steps in enumerate(model.steps):
+        for level, steps in enumerate(model.programs):
             for k, (actnorm, invconv, coupling) in enumerate(steps):
                 name = f"glow.{level}.{k}"
                 load_actnorm(actnorm, weights, f"{name}.actnorm")
