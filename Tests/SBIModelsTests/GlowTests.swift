@@ -206,7 +206,7 @@ final class GlowTests: XCTestCase {
 
     func testPixelsOutsideTheLevelsAreRefused() throws {
         let flow = try GlowDensity(Self.configurations()[0])
-        for (bad, what) in [(Float(4), "value 4"), (-1, "value -1"), (.nan, "value nan")] {
+        for (bad, what) in [(Float(4), "value 4"), (-1, "value -1"), (.nan, "value nan"), (1.5, "not an integer")] {
             var rows = [Float](repeating: 1, count: 2 * flow.features)
             rows[flow.features + 5] = bad
             XCTAssertThrowsError(try flow.validate(FloatRows(rows, cols: flow.features)), what) { error in

@@ -21,7 +21,7 @@ public extension EstimatorTraining {
         if let context, context.rows != images.count {
             throw SBIError.sizeMismatch("the context has \(context.rows) rows for \(images.count) images; give one row per image")
         }
-        try images.checkLevels(levels)
+        // The pixels' levels are the model's to check (GlowDensity.validate, when fitting).
         var options = self.options
         options.image = (images.height, images.width, images.channels)
         options.levels = levels

@@ -140,14 +140,11 @@ public struct GlowDensity: NeuralDensity {
     }
     var lastScale: Int { configuration.resolvedScales - 1 }
 
+    /// The pixels must be integers 0…levels − 1: the dequantization, and so every log-prob and
+    /// bits/dim, assume the discrete data (`ImageRows.checkLevels`, the one check of that).
     public func validate(_ y: FloatRows) throws {
-        let top = Float(configuration.levels - 1)
-        for start in stride(from: 0, to: y.rows, by: 1024) {
-            let values = y.rows(start..<min(y.rows, start + 1024))
-            if let bad = values.firstIndex(where: { !($0 >= 0 && $0 <= top) }) {
-                throw SBIError.invalidArgument("image \(start + bad / y.cols) has pixel value \(values[bad]) outside 0…\(configuration.levels - 1) (the data's --levels)")
-            }
-        }
+        try ImageRows(pixels: y, height: configuration.height, width: configuration.width, channels: configuration.channels)
+            .checkLevels(configuration.levels)
     }
 
     // MARK: layers
