@@ -89,9 +89,8 @@ func requireMemory(for factors: [Int], flag: String, what: String) throws {
         guard !overflow else { elements = .max; break }
         elements = product
     }
-    let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
     let (bytes, overflow) = elements.multipliedReportingOverflow(by: 4)
-    guard !overflow, bytes <= limit else {
+    guard !overflow, bytes <= MemoryLimit.bytes else {
         throw ValidationError(String(format: "%@ asks for %@ of %@, more than half of this machine's %.1f GB of memory",
                                      flag, overflow ? "over 9 EB" : String(format: "%.1f GB", Double(bytes) / 1e9), what,
                                      Double(ProcessInfo.processInfo.physicalMemory) / 1e9))

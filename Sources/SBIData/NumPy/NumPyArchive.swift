@@ -111,8 +111,7 @@ public struct NumPyArchive: Sendable {
                 guard !overflow, needed == entry.uncompressedSize else {
                     throw origin.error(.invalidArchive, "data", "the header's shape \(NumPyArray.shapeText(header.shape)) of \(header.dtype.rawValue) needs \(overflow ? "over 2⁶³" : String(needed)) bytes but the archive directory declares \(entry.uncompressedSize)")
                 }
-                let limit = Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
-                guard needed <= limit else {
+                guard needed <= MemoryLimit.bytes else {
                     throw origin.error(.invalidArchive, "data", "inflates to \(needed) bytes, more than half of this machine's \(ProcessInfo.processInfo.physicalMemory) bytes of memory")
                 }
                 inflated = NumPyFileBytes(allocating: needed)

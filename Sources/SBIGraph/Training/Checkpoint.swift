@@ -47,7 +47,8 @@ public extension ParameterStore {
         return tensors
     }
 
-    /// Loads every parameter (and `extra` buffers) from a file, checking names and shapes.
+    /// Loads every parameter (and `extra` buffers) from a file, checking names, shapes, dtypes
+    /// and finiteness.
     func load(_ file: SafetensorsFile, path: String, extra: [(prefix: String, buffer: Buffer)] = []) throws {
         for (prefix, buffer) in [("", values)] + extra {
             for e in entries {
@@ -57,9 +58,15 @@ public extension ParameterStore {
                 guard tensor.shape == e.shape || tensor.elementCount == e.count && tensor.shape.count <= 1 else {
                     throw SBIError.sizeMismatch("\(path): tensor '\(prefix + e.name)' has shape \(tensor.shape), the model expects \(e.shape)")
                 }
-                do { try write(e.name, try tensor.floats, to: buffer) } catch {
+                let values: [Float]
+                do { values = try tensor.floats } catch {
                     throw SBIError.invalidArgument("\(path): tensor '\(prefix + e.name)': \(error)")
                 }
+                // A damaged file's NaN or inf weights would compute silently wrong values.
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw SBIError.invalidArgument("\(path): tensor '\(prefix + e.name)' holds a non-finite value (\(values[bad])) at element \(bad); the model file is damaged")
+                }
+                try write(e.name, values, to: buffer)
             }
         }
     }
