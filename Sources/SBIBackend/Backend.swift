@@ -3,6 +3,22 @@ public enum UnaryOp: Int32, CaseIterable, Sendable {
     case identity = 0, exp, log, tanh, relu, leakyRelu, sigmoid, softplus, square, negate, abs, sqrt
 }
 
+/// Stored by case name ("relu"), not by the kernels' code, so saved configurations read as text.
+extension UnaryOp: Codable {
+    public init(from decoder: Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let op = Self.allCases.first(where: { "\($0)" == name }) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "unknown activation '\(name)'"))
+        }
+        self = op
+    }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode("\(self)")
+    }
+}
+
 /// Element-wise functions of two operands.
 public enum BinaryOp: Int32, CaseIterable, Sendable {
     case add = 0, subtract, multiply, divide

@@ -12,6 +12,8 @@ public struct EstimatorOptions: Sendable {
     public var activation: String? = nil
     /// Flows: widths of a context-embedding MLP (see FlowConfiguration.embedding).
     public var embedding: [Int]? = nil
+    /// Flows: a CNN embedding of image context instead (see FlowConfiguration.convolutionalEmbedding).
+    public var convolutionalEmbedding: ConvolutionalEmbedding? = nil
     /// Flows: whether a conditional flow starts with a `ConditionalAffine` layer (default yes).
     public var conditionalAffine: Bool? = nil
     /// Flows: dropout rate in the transforms' nets while training (see FlowConfiguration.dropout).
@@ -55,6 +57,7 @@ public enum Estimators {
             if let bins = options.bins { configuration.bins = bins }
             if let activation = options.activation { configuration.activation = activation }
             configuration.embedding = options.embedding
+            configuration.convolutionalEmbedding = options.convolutionalEmbedding
             if let conditionalAffine = options.conditionalAffine { configuration.conditionalAffine = conditionalAffine }
             if let dropout = options.dropout, dropout > 0 { configuration.dropout = dropout }
             configuration.seed = options.seed

@@ -36,6 +36,8 @@ struct RunConfiguration: Codable {
     /// How `--dropout auto` chose, when it trained twice.
     var dropoutChoice: String?
     var conditionalAffine: Bool?
+    /// Flows: the embedding of the conditioning data that `--embedding` chose.
+    var embedding: String?
     var trainingSeconds: Double?
     var epochsRun: Int?
     var bestValidationLoss: Double?

@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Spline bins (nsf, and glow with --coupling spline).") var bins = 8
     @Option(help: "glow: the couplings' transform: affine ((x + t)·σ(raw + 2), Glow's) or spline (a rational-quadratic spline of --bins bins per element on [−3, 3]).") var coupling = "affine"
     @Option(parsing: .unconditional, help: "Mixture components (mdn, gmm).") var components = 10
-    @Option(help: "Flows: an MLP embedding the conditioning data before the transforms: widths like 256,64 (the last is the embedded size), `none`, or `auto` (256,64 when it has 100 or more features, as images do).")
+    @Option(help: "Flows: a net embedding the conditioning data before the transforms: `cnn` (conv 3×3 + ReLU + 2×2 max-pool blocks of 8, 16, 32 channels, then a dense head of 128 → 64; for images), `mlp` (widths 256,64), MLP widths like 256,64 (the last is the embedded size), `none`, or `auto` (cnn when each x is an H×W or H×W×C image with sides of at least 8, mlp for other x of 100 or more values, else none).")
     var embedding = "auto"
     @Flag(inversion: .prefixedNo, help: "Flows: start with an affine layer whose location and scale are linear in the conditioning data (the near-Gaussian part of most posteriors); the transforms model the rest.")
     var conditionalAffine = true
@@ -123,10 +123,12 @@ struct Train: ParsableCommand {
         switch embedding {
         case "none": return .none
         case "auto": return .automatic
+        case "cnn": return .cnn
+        case "mlp": return .mlp
         default:
             let widths = embedding.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !widths.isEmpty, widths.count == embedding.split(separator: ",").count, widths.allSatisfy({ $0 > 0 }) else {
-                throw ValidationError("--embedding \(embedding): expected none, auto or positive widths like 256,64")
+                throw ValidationError("--embedding \(embedding): expected auto, cnn, mlp, none or positive MLP widths like 256,64")
             }
             return .widths(widths)
         }
@@ -221,7 +223,9 @@ struct Train: ParsableCommand {
             progress.update(record)
         }
         events.notice = { progress.finish($0) }
-        let result = try policy.train(theta: thetaMatrix.data, x: xMatrix.data, backend: backend,
+        let xRowShape = Array(xMatrix.shape.dropFirst()).isEmpty ? [1] : Array(xMatrix.shape.dropFirst())
+        let embedded = try policy.contextEmbedding(rowShape: policy.method == .npe ? xRowShape : [thetaMatrix.cols])
+        let result = try policy.train(theta: thetaMatrix.data, x: xMatrix.data, xShape: xRowShape, backend: backend,
                                       checkpointDirectory: directory, resume: training.resume, events: events)
         let (model, history) = (result.estimator, result.history)
         let isFlow = FlowConfiguration.Kind(rawValue: resolvedEstimator) != nil
@@ -233,7 +237,7 @@ struct Train: ParsableCommand {
             method: method, estimator: resolvedEstimator, task: simulator?.name, thetaFile: theta ?? data, xFile: x ?? data,
             simulations: thetaMatrix.rows,
             parameterNames: simulator?.parameterNames ?? (0..<thetaMatrix.cols).map { "θ\($0 + 1)" },
-            thetaDimension: thetaMatrix.cols, observationShape: Array(xMatrix.shape.dropFirst()).isEmpty ? [1] : Array(xMatrix.shape.dropFirst()),
+            thetaDimension: thetaMatrix.cols, observationShape: xRowShape,
             prior: resolvedPrior, priorSource: priorSource, device: "\(backend.kind): \(backend.deviceName)",
             epochs: configuration.epochs, batchSize: configuration.batchSize, learningRate: configuration.learningRate,
             validationFraction: configuration.validationFraction, patience: configuration.patience, seed: configuration.seed,
@@ -245,6 +249,8 @@ struct Train: ParsableCommand {
             run.dropout = result.dropout
             run.dropoutChoice = result.dropoutChoice
             run.conditionalAffine = conditionalAffine
+            run.embedding = embedded.cnn.map { "cnn: channels \($0.blockChannels.map(String.init).joined(separator: ",")), head \($0.head.map(String.init).joined(separator: ","))" }
+                ?? embedded.widths.map { "mlp: \($0.map(String.init).joined(separator: ","))" } ?? "none"
         }
         run.trainingSeconds = trainingSeconds
         run.epochsRun = history.count

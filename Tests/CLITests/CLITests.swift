@@ -90,6 +90,32 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(history.split(separator: "\n").count, 1 + 3)
     }
 
+    /// NPE from images: the automatic embedding of galaxy stamps is the CNN (recorded in
+    /// config.json and in the model), `sample` draws the posteriors of several stamps in one
+    /// call, and `--embedding cnn` refuses x that is not an image with one line.
+    func testImageNPEUsesTheCNNEmbedding() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        try run(["simulate", "--task", "galaxy", "--num", "300", "--seed", "3", "--out", path("stamps")])
+        try run(["train", "--device", "cpu", "--theta", path("stamps/theta.npy"), "--x", path("stamps/x.npy"),
+                 "--epochs", "2", "--hidden", "16", "--transforms", "2", "--dropout", "0", "--out", path("run"), "--quiet"])
+        let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("run/config.json"))))
+                                   as? [String: Any])
+        XCTAssertEqual(config["embedding"] as? String, "cnn: channels 8,16,32, head 128,64")
+        let model = try SafetensorsFile.read(from: URL(fileURLWithPath: path("run/model.safetensors")))
+        XCTAssertNotNil(model.tensors["embedding.conv2.weight"], "three conv blocks for 32×32 stamps")
+        try run(["simulate", "--task", "galaxy", "--num", "3", "--seed", "9", "--out", path("obs")])
+        try run(["sample", "--device", "cpu", "--model", path("run"), "--observation", path("obs/x.npy"),
+                 "--num", "50", "--out", path("posterior.npy")])
+        let posterior = try NumPy.read(URL(fileURLWithPath: path("posterior.npy")))
+        XCTAssertEqual(posterior.shape, [3, 50, 5])
+        try run(["simulate", "--task", "two_moons", "--num", "50", "--seed", "3", "--out", path("moons")])
+        let refused = try run(["train", "--device", "cpu", "--theta", path("moons/theta.npy"), "--x", path("moons/x.npy"),
+                               "--embedding", "cnn", "--epochs", "1", "--out", path("moons-run"), "--quiet"], expectSuccess: false)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("CNN embedding needs images"), refused.stderr)
+        XCTAssertEqual(refused.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count, 1, refused.stderr)
+    }
+
     /// Image densities: train (unconditional and with a context), log-prob in bits/dim, sample
     /// with a PNG grid; and bad images refused with one line naming the file before any work.
     func testImageDensityEndToEndAndBadImages() throws {

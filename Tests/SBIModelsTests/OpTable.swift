@@ -74,6 +74,16 @@ enum Reference {
         return y
     }
 
+    /// 2×2 stride-2 max pooling of x (N×H×W×C), odd last rows and columns dropped.
+    static func maxPool2(_ x: [Double], _ s: [Int]) -> [Double] {
+        let (N, H, W, C) = (s[0], s[1], s[2], s[3])
+        var y: [Double] = []
+        for n in 0..<N { for i in 0..<(H / 2) { for j in 0..<(W / 2) { for c in 0..<C {
+            y.append([(0, 0), (0, 1), (1, 0), (1, 1)].map { a, b in x[((n * H + 2 * i + a) * W + 2 * j + b) * C + c] }.max()!)
+        } } } }
+        return y
+    }
+
     /// The inverse of the lower (or upper) triangle of a C×C matrix, by substitution in double.
     static func triangularInverse(_ a: [Double], _ C: Int, lower: Bool) -> [Double] {
         var x = [Double](repeating: 0, count: C * C)
@@ -210,6 +220,20 @@ extension OpCase {
                                     R.conv2d(v[0], x, v[1], kernel: w[0], outputs: w[3], bias: v[2]).map { R.unary(activation, $0, 0) }
                                 }))
         }
+        // 2×2 max pooling, an even image and an odd one (its last row is dropped). Offsets of
+        // 3·((position + window) mod 4), wider than the inputs' spread of 2.4, make every window's
+        // maximum lead by at least 0.6, so no central difference crosses a kink, and let every
+        // position of the window win somewhere. Ties: `testMaxPoolTiesGoToTheFirst`.
+        for shape in [[2, 4, 4, 3], [1, 5, 4, 2]] {
+            let offsets = OpCase.poolOffsets(shape)
+            cases.append(OpCase(name: "max pool 2×2 \(shape)", shapes: [shape],
+                                build: { g, p in
+                                    let shifted = try g.add(try g.reshape(p[0], [1, offsets.count]),
+                                                            g.constant(offsets.map(Float.init), rows: 1, cols: offsets.count))
+                                    return try g.maxPool2(try g.reshape(shifted, shape))
+                                },
+                                reference: { v in R.maxPool2(zip(v[0], offsets).map(+), shape) }))
+        }
         // Triangular inverses of a diagonally dominant matrix (p + 3·I); the other triangle is ignored.
         let identity3 = (0..<16).map { Float($0 / 4 == $0 % 4 ? 3 : 0) }
         for lower in [true, false] {
@@ -274,6 +298,16 @@ extension OpCase {
         }
         return cases
     }()
+
+    /// The offsets of the max-pool rows: 3·((position in the window + window index) mod 4).
+    static func poolOffsets(_ s: [Int]) -> [Double] {
+        let (H, W, C) = (s[1], s[2], s[3])
+        return (0..<s.reduce(1, *)).map { e in
+            let col = (e / C) % W, row = (e / (C * W)) % H, n = e / (C * W * H)
+            let window = (n * (H / 2) + row / 2) * (W / 2) + col / 2
+            return 3 * Double(((row % 2) * 2 + col % 2 + window) % 4)
+        }
+    }
 
     static let splineMask: [Float] = [0, 1, 0, 0]
     /// (tail bound, scale, shift) of the spline rows.

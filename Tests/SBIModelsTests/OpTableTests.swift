@@ -192,6 +192,27 @@ final class OpTableTests: XCTestCase {
         return names
     }
 
+    /// Tied maxima: the gradient goes to the window's first maximal element (row-major) alone,
+    /// on every backend, and an odd last column gets none.
+    func testMaxPoolTiesGoToTheFirst() throws {
+        // One image 2×3×1: window [[1, 5], [5, 5]] ties three ways; column 2 is dropped.
+        let x: [Float] = [1, 5, 9, 5, 5, 9]
+        for backend in try TestBackends.all() {
+            let graph = Graph()
+            let p = graph.parameter("x", shape: [1, 2, 3, 1], initializer: .zeros)
+            let y = try graph.maxPool2(p)
+            let loss = try graph.sum(try graph.affine(y, scale: 7, shift: 0))
+            let grads = try graph.gradients(of: loss, with: [p])
+            let store = try ParameterStore(graph: graph, backend: backend, seed: 1)
+            try store.write("x", x)
+            let plan = try Plan(graph: graph, backend: backend, outputs: [y, loss], parameters: store,
+                                gradients: [(grads[0], "x")])
+            try plan.run()
+            XCTAssertEqual(try plan.read(y), [5], backend.kind)
+            XCTAssertEqual(try store.read("x", from: store.gradients), [0, 7, 0, 0, 0, 0], backend.kind)
+        }
+    }
+
     /// The log-det is only C⁰ at the knots and at ±B (its slope f''/f' jumps there, by up to ~60
     /// with these parameters), so a central difference straddling one is meaningless: every
     /// transformed x of the spline rows lies at least 2·h·scale from its knots and from ±B, and

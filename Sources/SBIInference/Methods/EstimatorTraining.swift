@@ -41,11 +41,16 @@ public struct EstimatorTraining: Sendable {
 
     /// How the conditioning data is embedded before a flow's transforms.
     public enum Embedding: Sendable, Equatable {
-        /// An MLP of `automaticEmbedding` widths when the conditioning data has 100 or more
-        /// features (images, long series), else none.
+        /// A CNN (`cnn`) when each row of the conditioning data is an image, else an MLP of
+        /// `automaticEmbedding` widths when it has 100 or more features (long series), else none.
         case automatic
         case none
+        /// An MLP of these widths, the last being the embedded size.
         case widths([Int])
+        /// An MLP of `automaticEmbedding` widths.
+        case mlp
+        /// `ConvolutionalEmbedding.automatic` for the image shape; the data must be images.
+        case cnn
     }
 
     /// The widths `.automatic` gives data of 100 or more features.
@@ -55,11 +60,32 @@ public struct EstimatorTraining: Sendable {
     /// (Benchmarks/README.md).
     public static let automaticDropout: Float = 0.2
 
-    public func embeddingWidths(conditioningFeatures: Int) -> [Int]? {
+    /// The image a row of this shape holds, (height, width, channels): H×W or H×W×C (channels
+    /// last, at most 4) with both sides at least 8; nil for vectors and other arrays.
+    public static func image(rowShape: [Int]) -> (height: Int, width: Int, channels: Int)? {
+        guard rowShape.count == 2 || (rowShape.count == 3 && (1...4).contains(rowShape[2])),
+              rowShape[0] >= 8, rowShape[1] >= 8 else { return nil }
+        return (rowShape[0], rowShape[1], rowShape.count == 3 ? rowShape[2] : 1)
+    }
+
+    /// The embedding of conditioning data whose rows have `rowShape` ([features] for vectors):
+    /// an MLP's widths or a CNN, or neither.
+    public func contextEmbedding(rowShape: [Int]) throws -> (widths: [Int]?, cnn: ConvolutionalEmbedding?) {
+        let features = rowShape.reduce(1, *), image = Self.image(rowShape: rowShape)
+        func cnn() throws -> ConvolutionalEmbedding {
+            guard let image else {
+                throw SBIError.invalidArgument("a CNN embedding needs images (rows of H×W or H×W×C with sides of at least 8); the conditioning data's rows are \(rowShape.map(String.init).joined(separator: "×"))")
+            }
+            return .automatic(height: image.height, width: image.width, channels: image.channels)
+        }
         switch embedding {
-        case .automatic: return conditioningFeatures >= 100 ? Self.automaticEmbedding : nil
-        case .none: return nil
-        case let .widths(widths): return widths
+        case .automatic:
+            if image != nil { return (nil, try cnn()) }
+            return (features >= 100 ? Self.automaticEmbedding : nil, nil)
+        case .none: return (nil, nil)
+        case let .widths(widths): return (widths, nil)
+        case .mlp: return (Self.automaticEmbedding, nil)
+        case .cnn: return (nil, try cnn())
         }
     }
 
@@ -102,30 +128,35 @@ public struct EstimatorTraining: Sendable {
     }
 
     /// Builds the estimator and trains it on rows of θ (`thetaDimension` each) and x
-    /// (`xDimension` each). With `checkpointDirectory`, each epoch is checkpointed there
+    /// (`xDimension` each); `xShape`, when given, is the shape of one row of x (H×W for images). With `checkpointDirectory`, each epoch is checkpointed there
     /// (checkpoint.safetensors, and checkpoint-dropout.safetensors for the second attempt) and
     /// `resume` continues a killed run.
-    public func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, backend: Backend,
-                      checkpointDirectory: URL? = nil, resume: Bool = false, events: Events = Events()) throws -> Result {
+    public func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, xShape: [Int]? = nil,
+                      backend: Backend, checkpointDirectory: URL? = nil, resume: Bool = false,
+                      events: Events = Events()) throws -> Result {
         guard thetaDimension > 0, xDimension > 0, theta.count % thetaDimension == 0, x.count % xDimension == 0,
               theta.count / thetaDimension == x.count / xDimension else {
             throw SBIError.sizeMismatch("θ (\(theta.count) values of \(thetaDimension)) and x (\(x.count) values of \(xDimension)) must have as many rows")
         }
         return try train(theta: FloatRows(theta, cols: thetaDimension), x: FloatRows(x, cols: xDimension),
-                         backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
+                         xShape: xShape, backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
     }
 
     /// The same from rows that may be memory-mapped files (`FloatRows(NumPyArray)`).
-    public func train(theta: FloatRows, x: FloatRows, backend: Backend, checkpointDirectory: URL? = nil,
-                      resume: Bool = false, events: Events = Events()) throws -> Result {
+    public func train(theta: FloatRows, x: FloatRows, xShape: [Int]? = nil, backend: Backend,
+                      checkpointDirectory: URL? = nil, resume: Bool = false, events: Events = Events()) throws -> Result {
         guard theta.rows == x.rows else {
             throw SBIError.sizeMismatch("θ has \(theta.rows) rows and x \(x.rows); each row of θ must pair with a row of x")
+        }
+        let xShape = xShape ?? [x.cols]
+        guard xShape.reduce(1, *) == x.cols else {
+            throw SBIError.sizeMismatch("x rows of shape \(xShape) hold \(xShape.reduce(1, *)) values, but x has \(x.cols) per row")
         }
         let rows = theta.rows, thetaDimension = theta.cols, xDimension = x.cols
         let (features, context) = method == .npe ? (thetaDimension, xDimension) : (xDimension, thetaDimension)
         let (y, c) = method == .npe ? (theta, x) : (x, theta)
         var options = self.options
-        options.embedding = embeddingWidths(conditioningFeatures: context)
+        (options.embedding, options.convolutionalEmbedding) = try contextEmbedding(rowShape: method == .npe ? xShape : [thetaDimension])
         options.dropout = dropout ?? 0
         let configuration = configuration(rows: rows)
         func attempt(_ index: Int, _ options: EstimatorOptions, _ file: String) throws -> (DensityEstimator, [EpochRecord]) {
@@ -161,35 +192,37 @@ public struct EstimatorTraining: Sendable {
 extension EstimatorTraining {
     /// This policy's training with `method` set (what `NPE.train` and `NLE.train` run).
     func train(_ method: InferenceMethod, theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int,
-               backend: Backend, checkpointDirectory: URL?, resume: Bool, events: Events) throws -> Result {
+               xShape: [Int]?, backend: Backend, checkpointDirectory: URL?, resume: Bool, events: Events) throws -> Result {
         var training = self
         training.method = method
         return try training.train(theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
-                                  backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
+                                  xShape: xShape, backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
     }
 }
 
 public extension NPE {
     /// Builds and trains q(θ | x) as `sbi-gpu train --method npe` does (same defaults, same
     /// model bytes for the same data and seed); `training.method` is set to `.npe`.
-    static func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, prior: ParameterPrior?,
+    static func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, xShape: [Int]? = nil,
+                      prior: ParameterPrior?,
                       training: EstimatorTraining = EstimatorTraining(), backend: Backend,
                       checkpointDirectory: URL? = nil, resume: Bool = false,
                       events: EstimatorTraining.Events = .init()) throws -> (NPE, EstimatorTraining.Result) {
         let result = try training.train(.npe, theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
-                                        backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
+                                        xShape: xShape, backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
         return (NPE(estimator: result.estimator, prior: prior), result)
     }
 }
 
 public extension NLE {
     /// Builds and trains q(x | θ) as `sbi-gpu train --method nle` does; `training.method` is set to `.nle`.
-    static func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, prior: ParameterPrior,
+    static func train(theta: [Float], thetaDimension: Int, x: [Float], xDimension: Int, xShape: [Int]? = nil,
+                      prior: ParameterPrior,
                       training: EstimatorTraining = EstimatorTraining(), backend: Backend,
                       checkpointDirectory: URL? = nil, resume: Bool = false,
                       events: EstimatorTraining.Events = .init()) throws -> (NLE, EstimatorTraining.Result) {
         let result = try training.train(.nle, theta: theta, thetaDimension: thetaDimension, x: x, xDimension: xDimension,
-                                        backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
+                                        xShape: xShape, backend: backend, checkpointDirectory: checkpointDirectory, resume: resume, events: events)
         return (NLE(estimator: result.estimator, prior: prior), result)
     }
 }

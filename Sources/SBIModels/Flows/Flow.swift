@@ -9,10 +9,10 @@ public struct Flow: NeuralDensity {
     public let features: Int
     public let contextFeatures: Int
     /// Maps the context to what the bijectors see (trained with them); nil: the context itself.
-    public let embedding: MLP?
+    public let embedding: (any ContextEmbedding)?
     public var noiseFeatures: Int { features }
 
-    public init(bijectors: [Bijector], features: Int, contextFeatures: Int, embedding: MLP? = nil) {
+    public init(bijectors: [Bijector], features: Int, contextFeatures: Int, embedding: (any ContextEmbedding)? = nil) {
         self.bijectors = bijectors
         self.features = features
         self.contextFeatures = contextFeatures
@@ -21,7 +21,7 @@ public struct Flow: NeuralDensity {
 
     func embed(_ context: Tensor?, in graph: Graph) throws -> Tensor? {
         guard let context, let embedding else { return context }
-        return try embedding(context, in: graph)
+        return try embedding.embed(context, in: graph)
     }
 
     /// The latent image of y through the first `count` bijectors and their summed log-det.

@@ -34,6 +34,9 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
     /// the last being the embedded size: for high-dimensional context such as images. nil or
     /// empty: the transforms see the context itself.
     public var embedding: [Int]? = nil
+    /// A CNN that embeds image context instead (rows of height×width×channels pixels); when set,
+    /// `embedding` is unused.
+    public var convolutionalEmbedding: ConvolutionalEmbedding? = nil
     /// Start a conditional flow with a `ConditionalAffine` layer (location and scale linear in
     /// the context). nil, as in checkpoints written before the layer existed, means without.
     public var conditionalAffine: Bool? = true
@@ -50,7 +53,7 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
 
     /// The context width the transforms see: the embedding's output, or the context itself.
     var conditioningFeatures: Int {
-        contextFeatures > 0 ? (embedding?.last ?? contextFeatures) : 0
+        contextFeatures > 0 ? (convolutionalEmbedding?.outputFeatures ?? embedding?.last ?? contextFeatures) : 0
     }
 
     public var unaryActivation: UnaryOp {
@@ -74,6 +77,12 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
         }
         guard embedding?.allSatisfy({ $0 > 0 }) ?? true else {
             throw SBIError.invalidArgument("embedding widths must be positive, got \(embedding!)")
+        }
+        if let convolutionalEmbedding {
+            try convolutionalEmbedding.validate()
+            guard convolutionalEmbedding.inputFeatures == contextFeatures else {
+                throw SBIError.invalidArgument("the CNN embedding takes \(convolutionalEmbedding.height)×\(convolutionalEmbedding.width)×\(convolutionalEmbedding.channels) images, but the context has \(contextFeatures) features")
+            }
         }
         var bijectors: [Bijector] = []
         if conditionalAffine == true && conditioningFeatures > 0 {
@@ -108,8 +117,14 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
                 }
             }
         }
-        let embeddingNet = contextFeatures > 0 && !(embedding ?? []).isEmpty
-            ? MLP(name: "embedding", widths: [contextFeatures] + embedding!, activation: unaryActivation) : nil
+        var embeddingNet: (any ContextEmbedding)?
+        if contextFeatures > 0 {
+            if let convolutionalEmbedding {
+                embeddingNet = convolutionalEmbedding
+            } else if let embedding, !embedding.isEmpty {
+                embeddingNet = MLP(name: "embedding", widths: [contextFeatures] + embedding, activation: unaryActivation)
+            }
+        }
         return Flow(bijectors: bijectors, features: features, contextFeatures: contextFeatures, embedding: embeddingNet)
     }
 
