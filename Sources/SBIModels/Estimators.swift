@@ -12,7 +12,7 @@ public struct EstimatorOptions: Sendable {
     public var activation: String? = nil
     /// Flows: widths of a context-embedding MLP (see FlowConfiguration.embedding).
     public var embedding: [Int]? = nil
-    /// Flows: a CNN embedding of image context instead (see FlowConfiguration.convolutionalEmbedding).
+    /// Flows and MDNs: a CNN embedding of image context (see FlowConfiguration.convolutionalEmbedding).
     public var convolutionalEmbedding: ConvolutionalEmbedding? = nil
     /// Flows: whether a conditional flow starts with a `ConditionalAffine` layer (default yes).
     public var conditionalAffine: Bool? = nil
@@ -67,6 +67,7 @@ public enum Estimators {
             if let hidden = options.hidden { configuration.hidden = hidden }
             if let components = options.components { configuration.components = components }
             if let activation = options.activation { configuration.activation = activation }
+            configuration.convolutionalEmbedding = options.convolutionalEmbedding
             configuration.seed = options.seed
             return try makeMDN(configuration, backend: backend)
         case "gmm":

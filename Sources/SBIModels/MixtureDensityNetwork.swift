@@ -41,6 +41,8 @@ public struct MixtureDensityNetwork: HostSampledDensity {
         public var hidden = [50, 50]
         /// "tanh", "relu", "leakyRelu", "sigmoid" or "softplus".
         public var activation = "tanh"
+        /// A CNN that embeds image context before the network (nil: the network sees the context).
+        public var convolutionalEmbedding: ConvolutionalEmbedding? = nil
         /// Seeds the data-dependent choice of initial means (see `initialize`).
         public var seed: UInt64 = 0
 
@@ -84,12 +86,24 @@ public struct MixtureDensityNetwork: HostSampledDensity {
               configuration.hidden.allSatisfy({ $0 > 0 }) else {
             throw SBIError.invalidArgument("an MDN needs features > 0, components > 0 and positive hidden widths")
         }
+        if let cnn = configuration.convolutionalEmbedding {
+            try cnn.validate()
+            guard cnn.inputFeatures == configuration.contextFeatures else {
+                throw SBIError.invalidArgument("the CNN embedding takes \(cnn.inputFeatures) values per row, but the MDN's context has \(configuration.contextFeatures)")
+            }
+        }
         self.configuration = configuration
     }
 
     var network: MLP {
-        MLP(name: "mdn.net", widths: [contextFeatures] + configuration.hidden + [outputWidth],
+        MLP(name: "mdn.net", widths: [configuration.convolutionalEmbedding?.outputFeatures ?? contextFeatures]
+                + configuration.hidden + [outputWidth],
             activation: configuration.unaryActivation)
+    }
+
+    /// The network's raw outputs for a context, through the embedding when there is one.
+    func rawOutputs(_ context: Tensor, in graph: Graph) throws -> Tensor {
+        try network(try configuration.convolutionalEmbedding.map { try $0.embed(context, in: graph) } ?? context, in: graph)
     }
 
     /// The raw outputs, rows×(group width) for a context of `rows` rows, or 1×(group width) shared
@@ -101,7 +115,7 @@ public struct MixtureDensityNetwork: HostSampledDensity {
             guard let context else {
                 throw SBIError.invalidArgument("this MDN is conditional: a context of \(contextFeatures) features is required")
             }
-            let out = try network(context, in: graph)
+            let out = try rawOutputs(context, in: graph)
             return (try graph.slice(out, start: 0, width: k),
                     try graph.slice(out, start: k, width: k * d),
                     try graph.slice(out, start: k + k * d, width: k * d),
@@ -212,7 +226,7 @@ public struct MixtureDensityNetwork: HostSampledDensity {
             }
             let graph = Graph()
             let c = graph.input("context", rows: rows, cols: contextFeatures)
-            let out = try network(c, in: graph)
+            let out = try rawOutputs(c, in: graph)
             let plan = try Plan(graph: graph, backend: store.backend, outputs: [out], parameters: store)
             try plan.feed(c, context)
             try plan.run()

@@ -311,6 +311,32 @@ final class MDNTests: XCTestCase {
         }
     }
 
+    /// An MDN conditioned on 8×8 images through a CNN embedding: the embedding trains with the
+    /// mixture (its weights move), and the saved model reproduces log q and samples (which run
+    /// the embedding on the host path of `mixtures`).
+    func testConvolutionalEmbedding() throws {
+        let backend = CPUBackend()
+        var options = EstimatorOptions(hidden: [12], components: 3, seed: 4)
+        options.convolutionalEmbedding = ConvolutionalEmbedding(height: 8, width: 8, channels: 1, blockChannels: [4], head: [8])
+        let estimator = try Estimators.make("mdn", features: 2, contextFeatures: 64, backend: backend, options: options)
+        let y = uniformValues(400, seed: 1), images = uniformValues(200 * 64, seed: 2)
+        try estimator.fit(y, context: images, configuration: TrainingConfiguration(epochs: 1, batchSize: 50, seed: 1),
+                          checkpoint: nil, resume: false, progress: nil)
+        let store = try XCTUnwrap((estimator as? NeuralEstimator)?.store)
+        let trained = try store.read("embedding.conv0.weight")
+        try store.initialize(seed: 0)
+        XCTAssertNotEqual(try store.read("embedding.conv0.weight"), trained, "fitting moved the CNN's weights")
+        try store.write("embedding.conv0.weight", trained)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mdn-cnn-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try estimator.save(to: url)
+        let loaded = try Estimators.load(from: url, backend: backend)
+        let some = Array(images.prefix(10 * 64)), one = Array(images.prefix(64))
+        XCTAssertEqual(try loaded.logProb(Array(y.prefix(20)), context: some), try estimator.logProb(Array(y.prefix(20)), context: some))
+        XCTAssertEqual(try loaded.sample(30, context: one, seed: 5), try estimator.sample(30, context: one, seed: 5))
+        XCTAssertThrowsError(try Estimators.make("mdn", features: 2, contextFeatures: 10, backend: backend, options: options))
+    }
+
     func testRegistryChecksArguments() throws {
         let backend = CPUBackend()
         XCTAssertEqual(try Estimators.make("mdn", features: 3, contextFeatures: 1, backend: backend).name, "mdn")
