@@ -86,6 +86,16 @@ public extension Primitive {
     }
 }
 
+/// A primitive that states its outputs' full shapes (`outputTensorShapes`: convolutions,
+/// pooling); their (rows, cols) follow, every axis but the last being rows.
+public protocol ShapedPrimitive: Primitive {}
+
+public extension ShapedPrimitive {
+    func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
+        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
+    }
+}
+
 /// A primitive whose single output is its single input's storage under another shape (a
 /// reshape): plans alias the output to the input instead of launching anything or copying.
 public protocol ViewPrimitive: Primitive {}

@@ -87,7 +87,7 @@ enum Im2Col {
 /// tensor nothing reads (the planner reuses its space right after the launch). Backward: the
 /// data gradient is this convolution of the output gradient with the weights flipped and
 /// transposed; the weight gradient is `Conv2DWeightGradient`.
-public struct Conv2D: Primitive {
+public struct Conv2D: ShapedPrimitive {
     public let kernel: Int
     public let activation: UnaryOp
     public let slope: Float
@@ -115,9 +115,6 @@ public struct Conv2D: Primitive {
         return (g, w.cols)
     }
 
-    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
-    }
     public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
         let (g, cout) = try geometry(inputs)
         return [[g.images, g.height, g.width, cout], [1, g.workspaceCount]]
@@ -161,15 +158,12 @@ public struct Conv2D: Primitive {
 /// dL/dW of `Conv2D` from x (N×H×W×Cin) and the gradient of its pre-activation output
 /// (N×H×W×Cout): Σ over pixel blocks of im2col(x)ᵀ·gz, accumulated in the output (K×K×Cin×Cout).
 /// Second output: the im2col workspace.
-public struct Conv2DWeightGradient: Primitive {
+public struct Conv2DWeightGradient: ShapedPrimitive {
     public let kernel: Int
     public let weightShape: [Int]
     public let workspaceLimit: Int
     public var description: String { "∂conv\(kernel)×\(kernel)/∂W" }
 
-    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
-    }
     public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
         let g = try ConvolutionGeometry(x: inputs[0].shape, kernel: kernel, workspaceLimit: workspaceLimit)
         guard inputs[1].rows == g.pixels, weightShape.count == 4, weightShape.dropLast().reduce(1, *) == g.columns,
@@ -205,14 +199,11 @@ public struct Conv2DWeightGradient: Primitive {
 /// y = bias + Σ_t z[p + offset(t), t·C + o]: the output side of a convolution whose products
 /// z = x·W′ (N×H×W×K²C, W′ the weights as Cin × K²·Cout) were taken before the shifts; see
 /// `Graph.conv2d`. Inputs z and an optional bias (1×C). Backward: `ShiftedTaps` of the gradient.
-public struct TapSum: Primitive {
+public struct TapSum: ShapedPrimitive {
     public let kernel: Int
     public var description: String { "tapSum\(kernel)×\(kernel)" }
     static let program = Im2Col.program
 
-    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
-    }
     public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
         let z = inputs[0], taps = kernel * kernel
         guard z.shape.count == 4, z.cols % taps == 0 else {
@@ -264,13 +255,10 @@ public struct TapSum: Primitive {
 
 /// g′[q, t·C + c] = g[q − offset(t), c]: the adjoint of `TapSum` (the im2col of g with flipped
 /// taps), N×H×W×C → N×H×W×K²C. Its own adjoint is `TapSum`.
-public struct ShiftedTaps: Primitive {
+public struct ShiftedTaps: ShapedPrimitive {
     public let kernel: Int
     public var description: String { "shiftedTaps\(kernel)×\(kernel)" }
 
-    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
-    }
     public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
         let g = inputs[0]
         guard g.shape.count == 4 else { throw SBIError.sizeMismatch("\(description): \(g) must be N×H×W×C") }

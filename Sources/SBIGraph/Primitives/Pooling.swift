@@ -1,32 +1,38 @@
 import SBIBackend
 
+/// The sides of a 2×2 pooling of N×H×W×C images into N×h×w×C, h = ⌊H/2⌋ and w = ⌊W/2⌋.
+struct PoolGeometry {
+    let images: Int, height: Int, width: Int, channels: Int
+    var pooledHeight: Int { height / 2 }
+    var pooledWidth: Int { width / 2 }
+    var pooledShape: [Int] { [images, pooledHeight, pooledWidth, channels] }
+
+    init(x: [Int], _ what: String) throws {
+        guard x.count == 4, x.allSatisfy({ $0 > 0 }), x[1] >= 2, x[2] >= 2 else {
+            throw SBIError.sizeMismatch("\(what) needs N×H×W×C images at least 2×2, got \(x)")
+        }
+        (images, height, width, channels) = (x[0], x[1], x[2], x[3])
+    }
+}
+
 /// 2×2 max pooling with stride 2 of channels-last images: x (N×H×W×C) → y (N×⌊H/2⌋×⌊W/2⌋×C),
 /// y[n, i, j, c] = max over x[n, 2i + a, 2j + b, c] for a, b ∈ {0, 1}; an odd last row or column
 /// is dropped, as PyTorch's `MaxPool2d(2)` does. Backward: `MaxPool2DGradient` routes each
 /// output's gradient to the first element of its window (row-major) that equals the maximum,
 /// so ties have one winner on every backend. Twin: Kernels/SBIGraph/pooling.cl.
-public struct MaxPool2D: Primitive {
+public struct MaxPool2D: ShapedPrimitive {
     public init() {}
     public var description: String { "maxPool2×2" }
     static let program = KernelProgram(name: "SBIGraph/pooling", source: EmbeddedKernels.sources["pooling"])
 
-    static func pooledShape(_ x: [Int], _ what: String) throws -> [Int] {
-        guard x.count == 4, x.allSatisfy({ $0 > 0 }), x[1] >= 2, x[2] >= 2 else {
-            throw SBIError.sizeMismatch("\(what) needs N×H×W×C images at least 2×2, got \(x)")
-        }
-        return [x[0], x[1] / 2, x[2] / 2, x[3]]
-    }
 
-    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
-    }
     public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
-        [try Self.pooledShape(inputs[0].shape, description)]
+        [try PoolGeometry(x: inputs[0].shape, description).pooledShape]
     }
 
     public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
-        let s = inputs[0].shape, (H, W, C) = (s[1], s[2], s[3]), (h, w) = (H / 2, W / 2)
-        let count = s[0] * h * w * C
+        let g = try PoolGeometry(x: inputs[0].shape, description)
+        let (H, W, C, h, w) = (g.height, g.width, g.channels, g.pooledHeight, g.pooledWidth), count = g.images * h * w * C
         try Check.count(outputs[0].view, count, "max pool output")
         try backend.run(description, cpu: { cpu in
             let x = try cpu.pointer(inputs[0].view), y = try cpu.pointer(outputs[0].view)
@@ -53,14 +59,11 @@ public struct MaxPool2D: Primitive {
 /// dL/dx of `MaxPool2D` from x, its output y and dL/dy: each input element receives its
 /// window's gradient when it is the window's first element equal to the maximum, else 0
 /// (and the dropped odd row or column 0). One pass over x, no scatter.
-public struct MaxPool2DGradient: Primitive {
+public struct MaxPool2DGradient: ShapedPrimitive {
     public var description: String { "∂maxPool2×2/∂x" }
 
-    public func outputShapes(_ inputs: [Tensor]) throws -> [(rows: Int, cols: Int)] {
-        try outputTensorShapes(inputs).map { ($0.dropLast().reduce(1, *), $0[$0.count - 1]) }
-    }
     public func outputTensorShapes(_ inputs: [Tensor]) throws -> [[Int]] {
-        let pooled = try MaxPool2D.pooledShape(inputs[0].shape, description)
+        let pooled = try PoolGeometry(x: inputs[0].shape, description).pooledShape
         guard inputs[1].shape == pooled, inputs[2].shape == pooled else {
             throw SBIError.sizeMismatch("\(description): x \(inputs[0]), y \(inputs[1]) and dL/dy \(inputs[2]); y must be \(pooled)")
         }
@@ -68,8 +71,8 @@ public struct MaxPool2DGradient: Primitive {
     }
 
     public func evaluate(on backend: Backend, inputs: [Operand], outputs: [Operand]) throws {
-        let s = inputs[0].shape, (H, W, C) = (s[1], s[2], s[3]), (h, w) = (H / 2, W / 2)
-        let count = s[0] * H * W * C
+        let g = try PoolGeometry(x: inputs[0].shape, description)
+        let (H, W, C, h, w) = (g.height, g.width, g.channels, g.pooledHeight, g.pooledWidth), count = g.images * H * W * C
         try Check.count(outputs[0].view, count, "max pool gradient")
         try backend.run(description, cpu: { cpu in
             let x = try cpu.pointer(inputs[0].view), y = try cpu.pointer(inputs[1].view)
