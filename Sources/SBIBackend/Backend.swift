@@ -19,6 +19,21 @@ extension UnaryOp: Codable {
     }
 }
 
+public extension UnaryOp {
+    /// The activation a network configuration names, ignoring case ("leaky_relu" too): tanh,
+    /// relu, leakyRelu, sigmoid or softplus; nil for any other name.
+    static func activation(named name: String) -> UnaryOp? {
+        switch name.lowercased() {
+        case "tanh": return .tanh
+        case "relu": return .relu
+        case "leakyrelu", "leaky_relu": return .leakyRelu
+        case "sigmoid": return .sigmoid
+        case "softplus": return .softplus
+        default: return nil
+        }
+    }
+}
+
 /// Element-wise functions of two operands.
 public enum BinaryOp: Int32, CaseIterable, Sendable {
     case add = 0, subtract, multiply, divide

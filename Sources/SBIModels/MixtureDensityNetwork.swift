@@ -51,15 +51,7 @@ public struct MixtureDensityNetwork: HostSampledDensity {
             self.contextFeatures = contextFeatures
         }
 
-        public var unaryActivation: UnaryOp {
-            switch activation.lowercased() {
-            case "relu": return .relu
-            case "leakyrelu", "leaky_relu": return .leakyRelu
-            case "sigmoid": return .sigmoid
-            case "softplus": return .softplus
-            default: return .tanh
-            }
-        }
+        public var unaryActivation: UnaryOp { .activation(named: activation) ?? .tanh }
     }
 
     /// One context's mixture in standardized units, in double precision.

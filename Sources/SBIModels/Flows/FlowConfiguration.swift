@@ -56,15 +56,7 @@ public struct FlowConfiguration: Codable, Equatable, Sendable {
         contextFeatures > 0 ? (convolutionalEmbedding?.outputFeatures ?? embedding?.last ?? contextFeatures) : 0
     }
 
-    public var unaryActivation: UnaryOp {
-        switch activation.lowercased() {
-        case "tanh": return .tanh
-        case "leakyrelu", "leaky_relu": return .leakyRelu
-        case "sigmoid": return .sigmoid
-        case "softplus": return .softplus
-        default: return .relu
-        }
-    }
+    public var unaryActivation: UnaryOp { .activation(named: activation) ?? .relu }
 
     /// The bijector stack: for a conditional flow the `ConditionalAffine` layer, then for each
     /// transform ActNorm (optional), the transform, and a permutation between transforms.
