@@ -224,7 +224,6 @@ struct Train: ParsableCommand {
         }
         events.notice = { progress.finish($0) }
         let xRowShape = Array(xMatrix.shape.dropFirst()).isEmpty ? [1] : Array(xMatrix.shape.dropFirst())
-        let embedded = try policy.contextEmbedding(rowShape: policy.method == .npe ? xRowShape : [thetaMatrix.cols])
         let result = try policy.train(theta: thetaMatrix.data, x: xMatrix.data, xShape: xRowShape, backend: backend,
                                       checkpointDirectory: directory, resume: training.resume, events: events)
         let (model, history) = (result.estimator, result.history)
@@ -250,10 +249,7 @@ struct Train: ParsableCommand {
             run.dropoutChoice = result.dropoutChoice
             run.conditionalAffine = conditionalAffine
         }
-        if isFlow || resolvedEstimator == "mdn" {
-            run.embedding = embedded.cnn.map { "cnn: channels \($0.blockChannels.map(String.init).joined(separator: ",")), head \($0.head.map(String.init).joined(separator: ","))" }
-                ?? (isFlow ? embedded.widths.map { "mlp: \($0.map(String.init).joined(separator: ","))" } : nil) ?? "none"
-        }
+        run.embedding = result.embedding
         run.trainingSeconds = trainingSeconds
         run.epochsRun = history.count
         run.bestValidationLoss = best

@@ -33,6 +33,7 @@ public extension EstimatorTraining {
         let history = try model.fit(rows: images.pixels, context: context, configuration: configuration,
                                     checkpoint: checkpointDirectory?.appendingPathComponent("checkpoint.safetensors"),
                                     resume: resume, progress: { events.epoch(0, $0) })
-        return Result(estimator: model, history: history, configuration: configuration, dropout: 0, dropoutChoice: nil)
+        return Result(estimator: model, history: history, configuration: configuration, dropout: 0, dropoutChoice: nil,
+                      embedding: nil)
     }
 }

@@ -89,6 +89,16 @@ public struct EstimatorTraining: Sendable {
         }
     }
 
+    /// The embedding `options` give `estimator` (flows take an MLP or a CNN, MDNs a CNN), in words.
+    static func embeddingDescription(_ options: EstimatorOptions, estimator: String) -> String? {
+        let isFlow = FlowConfiguration.Kind(rawValue: estimator) != nil
+        guard isFlow || estimator == "mdn" else { return nil }
+        func list(_ values: [Int]) -> String { values.map(String.init).joined(separator: ",") }
+        if let cnn = options.convolutionalEmbedding { return "cnn: channels \(list(cnn.blockChannels)), head \(list(cnn.head))" }
+        if isFlow, let widths = options.embedding { return "mlp: \(list(widths))" }
+        return "none"
+    }
+
     /// Large data sets get larger batches: the device stays busy and an epoch costs fewer steps.
     public static func batchSize(rows: Int) -> Int {
         rows >= 50_000 ? 512 : (rows >= 2_000 ? 256 : max(16, rows / 10))
@@ -116,6 +126,9 @@ public struct EstimatorTraining: Sendable {
         public let dropout: Float
         /// Flows with automatic dropout that overfitted: which model was kept, and why.
         public let dropoutChoice: String?
+        /// What embedded the conditioning data, as config.json records it: "cnn: channels
+        /// 8,16,32, head 128,64", "mlp: 256,64" or "none"; nil for estimators that take none.
+        public let embedding: String?
     }
 
     /// What training tells its caller as it goes.
@@ -185,7 +198,7 @@ public struct EstimatorTraining: Sendable {
             events.notice("kept the model \(kept ? "with" : "without") dropout")
         }
         return Result(estimator: model, history: history, configuration: configuration, dropout: dropoutUsed,
-                      dropoutChoice: dropoutChoice)
+                      dropoutChoice: dropoutChoice, embedding: Self.embeddingDescription(options, estimator: estimator))
     }
 }
 
