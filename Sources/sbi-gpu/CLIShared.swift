@@ -70,6 +70,20 @@ struct Matrix {
         return matrix
     }
 
+    /// `load` for observations of `shape` each: R×shape (R observations), or one observation
+    /// of exactly `shape` (a single H×W image is one observation, not H rows).
+    static func loadObservations(_ path: String, option: String, shape: [Int]) throws -> Matrix {
+        let matrix = try load(path, option: option)
+        let size = shape.reduce(1, *)
+        if matrix.shape == shape && matrix.shape.count > 1 {
+            return Matrix(data: FloatRows(matrix.values, cols: size), shape: [1] + shape)
+        }
+        guard matrix.cols == size else {
+            throw DataError("\(option) \(path): rows have \(matrix.cols) values (shape \(matrix.shape.map(String.init).joined(separator: "×"))); expected observations of shape \(shape.map(String.init).joined(separator: "×")), one or R of them")
+        }
+        return matrix
+    }
+
     func write(to path: String) throws {
         try Matrix.write(values, rows: rows, cols: cols, to: path)
     }

@@ -32,27 +32,12 @@ public final class NLE {
         }
     }
 
-    /// Posterior samples for one observation. Chains start from prior draws resampled by their
-    /// posterior weight (sampling–importance resampling over 50 draws per chain).
+    /// Posterior samples for one observation, by `SliceSampler.run(count:prior:logPosterior:)`.
     public func sample(_ count: Int, observation: [Float], sampler: SliceSampler) throws -> SliceSampler.Result {
         guard observation.count == estimator.features else {
             throw SBIError.sizeMismatch("observation has \(observation.count) values; the likelihood models \(estimator.features)")
         }
-        let d = prior.dimension
-        let candidates = prior.sample(50 * sampler.chains, seed: sampler.seed &+ 17)
-        let weights = try logPosterior(candidates, observation: observation)
-        let maximum = weights.max() ?? 0
-        guard maximum > -Double.infinity else { throw SBIError.invalidArgument("no prior draw has positive posterior density") }
-        var cumulative: [Double] = []
-        var total = 0.0
-        for w in weights { total += Foundation.exp(w - maximum); cumulative.append(total) }
-        var initial: [Float] = []
-        for c in 0..<sampler.chains {
-            let u = Double(Philox.unit(Philox.word(at: UInt64(c), seed: sampler.seed &+ 29))) * total
-            let index = cumulative.firstIndex { $0 >= u } ?? (cumulative.count - 1)
-            initial += candidates[(index * d)..<((index + 1) * d)]
-        }
-        return try sampler.run(count: count, dimension: d, initial: initial) { theta in
+        return try sampler.run(count: count, prior: prior) { theta in
             try self.logPosterior(theta, observation: observation)
         }
     }

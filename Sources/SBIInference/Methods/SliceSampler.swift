@@ -25,6 +25,8 @@ public struct SliceSampler {
         public let samples: [Float]
         /// Split-R̂ of each dimension over the kept draws (≈ 1 when the chains agree).
         public let rHat: [Double]
+        /// Effective sample size of each dimension over the kept draws (`effectiveSampleSize`).
+        public let effectiveSampleSize: [Double]
         /// Density evaluations (batched calls) spent.
         public let evaluations: Int
     }
@@ -127,7 +129,70 @@ public struct SliceSampler {
             }
         }
         return Result(samples: samples, rHat: SliceSampler.splitRHat(kept, chains: chains, dimension: d),
+                      effectiveSampleSize: SliceSampler.effectiveSampleSize(kept, chains: chains, dimension: d),
                       evaluations: evaluations)
+    }
+
+    /// Draws `count` samples from the posterior exp(logPosterior), chains starting from prior
+    /// draws resampled by their posterior weight (sampling–importance resampling over 50 draws
+    /// per chain), so that they begin in the posterior's bulk rather than the prior's.
+    /// `logPosterior` receives rows of θ and returns one log density per row.
+    public func run(count: Int, prior: ParameterPrior, logPosterior: ([Float]) throws -> [Double]) throws -> Result {
+        let d = prior.dimension
+        let candidates = prior.sample(50 * chains, seed: seed &+ 17)
+        let weights = try logPosterior(candidates)
+        let maximum = weights.max() ?? 0
+        guard maximum > -Double.infinity else { throw SBIError.invalidArgument("no prior draw has positive posterior density") }
+        var cumulative: [Double] = []
+        var total = 0.0
+        for w in weights { total += Foundation.exp(w - maximum); cumulative.append(total) }
+        var initial: [Float] = []
+        for c in 0..<chains {
+            let u = Double(Philox.unit(Philox.word(at: UInt64(c), seed: seed &+ 29))) * total
+            let index = cumulative.firstIndex { $0 >= u } ?? (cumulative.count - 1)
+            initial += candidates[(index * d)..<((index + 1) * d)]
+        }
+        return try run(count: count, dimension: d, initial: initial, logDensity: logPosterior)
+    }
+
+    /// Multi-chain effective sample size per dimension (Vehtari, Gelman, Simpson, Carpenter and
+    /// Bürkner 2021, as Stan computes it): autocorrelations ρ̂ₜ = 1 − (W − mean autocovariance at
+    /// lag t) / var⁺ from all chains, summed in Geyer's pairs while positive and made monotone;
+    /// ESS = M·N / τ̂ with τ̂ = −1 + 2·Σ pairs, capped at M·N·log₁₀(M·N). `draws` holds one
+    /// chains × dimension array per iteration.
+    public static func effectiveSampleSize(_ draws: [[Float]], chains: Int, dimension d: Int) -> [Double] {
+        let n = draws.count
+        guard n >= 4, chains >= 1 else { return Array(repeating: .nan, count: d) }
+        let total = Double(n * chains)
+        return (0..<d).map { j in
+            let series = (0..<chains).map { c in draws.map { Double($0[c * d + j]) } }
+            let means = series.map { $0.reduce(0, +) / Double(n) }
+            let centred = zip(series, means).map { values, mean in values.map { $0 - mean } }
+            func meanAutocovariance(_ lag: Int) -> Double {
+                var sum = 0.0
+                for chain in centred {
+                    for i in 0..<(n - lag) { sum += chain[i] * chain[i + lag] }
+                }
+                return sum / Double(n) / Double(chains)
+            }
+            let within = meanAutocovariance(0) * Double(n) / Double(n - 1)
+            let grand = means.reduce(0, +) / Double(chains)
+            let between = chains > 1 ? means.reduce(0) { $0 + ($1 - grand) * ($1 - grand) } / Double(chains - 1) : 0
+            let pooled = within * Double(n - 1) / Double(n) + between
+            guard pooled > 0 else { return total }
+            func rho(_ lag: Int) -> Double { lag == 0 ? 1 : 1 - (within - meanAutocovariance(lag)) / pooled }
+            // Geyer's initial positive sequence of pair sums, then its initial monotone version.
+            var pairs: [Double] = []
+            var lag = 0
+            while lag + 1 < n {
+                let pair = rho(lag) + rho(lag + 1)
+                guard pair > 0 else { break }
+                pairs.append(min(pair, pairs.last ?? pair))
+                lag += 2
+            }
+            let tau = max(-1 + 2 * pairs.reduce(0, +), 1 / Foundation.log10(total))
+            return total / tau
+        }
     }
 
     /// Split-R̂ (Gelman et al., BDA3 §11.4): each chain's draws halved, then between- against

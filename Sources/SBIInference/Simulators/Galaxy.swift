@@ -106,3 +106,14 @@ public struct GalaxySimulator: Simulator {
         return images
     }
 }
+
+extension GalaxySimulator: ExplicitLikelihood {
+    /// The sky noise is independent N(0, σ²) per pixel around the noise-free render, so log p(x | θ)
+    /// is a Gaussian sum over the render's residuals (rendered on `backend`, summed on the host).
+    public func logLikelihood(observation: [Float], theta: [Float], rows: Int, backend: Backend?) throws -> [Double] {
+        guard noiseSigma > 0 else { throw SBIError.invalidArgument("galaxy: without sky noise (σ = 0) the likelihood is degenerate") }
+        let images = try render(theta: theta, rows: rows, backend: backend)
+        return gaussianLogLikelihood(observation: observation, means: images, rows: rows,
+                                     variance: Double(noiseSigma) * Double(noiseSigma))
+    }
+}

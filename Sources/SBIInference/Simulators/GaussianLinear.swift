@@ -34,3 +34,10 @@ public struct GaussianLinear: Simulator {
         return x
     }
 }
+
+extension GaussianLinear: ExplicitLikelihood {
+    public func logLikelihood(observation: [Float], theta: [Float], rows: Int, backend: Backend?) throws -> [Double] {
+        try checkTheta(theta, rows: rows)
+        return gaussianLogLikelihood(observation: observation, means: theta, rows: rows, variance: noiseVariance)
+    }
+}

@@ -52,6 +52,31 @@ extension Simulator {
     }
 }
 
+/// A simulator whose likelihood p(x | θ) is known in closed form (a noise model around a
+/// deterministic render): the exact posterior can then be sampled (`LikelihoodPosterior`) as the
+/// reference that simulation-based estimates are measured against.
+public protocol ExplicitLikelihood: Simulator {
+    /// log p(observation | θ) for each of `rows` rows of θ, in double precision. Every row must
+    /// lie in the prior's support (a renderer may refuse others).
+    func logLikelihood(observation: [Float], theta: [Float], rows: Int, backend: Backend?) throws -> [Double]
+}
+
+extension ExplicitLikelihood {
+    /// Σᵢ log N(xᵢ; μᵢ, σ²) of each row of `means` (rows × the observation's size) around `observation`.
+    func gaussianLogLikelihood(observation: [Float], means: [Float], rows: Int, variance: Double) -> [Double] {
+        let p = observation.count
+        let constant = -0.5 * Double(p) * Foundation.log(2 * Double.pi * variance)
+        return (0..<rows).map { r in
+            var squares = 0.0
+            for i in 0..<p {
+                let residual = Double(observation[i]) - Double(means[r * p + i])
+                squares += residual * residual
+            }
+            return constant - 0.5 * squares / variance
+        }
+    }
+}
+
 /// The built-in simulators by name.
 public enum Simulators {
     /// Fresh instances of every built-in simulator, in listing order.
