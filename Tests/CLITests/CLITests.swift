@@ -116,6 +116,38 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(refused.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count, 1, refused.stderr)
     }
 
+    /// --method likelihood samples a known likelihood's posterior without a model (gaussian_linear:
+    /// N(x_o/2, 0.05·I), means within 0.03 of it with 2,000 draws), reports R̂ and the effective
+    /// sample size, and refuses a task whose likelihood is unknown (a usage error) or a misshapen
+    /// observation (one line) without writing --out.
+    func testLikelihoodPosteriorFromTheCommandLine() throws {
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
+        try run(["simulate", "--task", "gaussian_linear", "--num", "2", "--seed", "4", "--out", path("obs")])
+        let sampled = try run(["sample", "--device", "cpu", "--method", "likelihood", "--task", "gaussian_linear",
+                               "--observation", path("obs/x.npy"), "--num", "2000", "--chains", "40", "--out", path("exact.npy")])
+        XCTAssertTrue(sampled.stderr.contains("max R̂") && sampled.stderr.contains("effective sample size"), sampled.stderr)
+        let samples = try NumPy.read(URL(fileURLWithPath: path("exact.npy")))
+        XCTAssertEqual(samples.shape, [2, 2000, 10])
+        let values = try samples.floats(), x = try NumPy.read(URL(fileURLWithPath: path("obs/x.npy"))).floats()
+        for r in 0..<2 {
+            for j in 0..<10 {
+                let mean = (0..<2000).reduce(0.0) { $0 + Double(values[(r * 2000 + $1) * 10 + j]) } / 2000
+                XCTAssertEqual(mean, Double(x[r * 10 + j]) / 2, accuracy: 0.03)
+            }
+        }
+        try run(["simulate", "--task", "two_moons", "--num", "1", "--out", path("moons")])
+        let unknown = try run(["sample", "--device", "cpu", "--method", "likelihood", "--task", "two_moons",
+                               "--observation", path("moons/x.npy"), "--out", path("none.npy")], expectSuccess: false)
+        XCTAssertTrue(unknown.stderr.contains("not known in closed form") && unknown.stderr.contains("galaxy"), unknown.stderr)
+        let misshapen = try run(["sample", "--device", "cpu", "--method", "likelihood", "--task", "galaxy",
+                                 "--observation", path("obs/x.npy"), "--out", path("none.npy")], expectSuccess: false)
+        XCTAssertTrue(misshapen.stderr.contains("expected observations of shape 32×32"), misshapen.stderr)
+        XCTAssertEqual(unknown.status, 64, "a usage error: its line, then the usage")
+        XCTAssertEqual(misshapen.status, 65)
+        XCTAssertEqual(misshapen.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count, 1, misshapen.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("none.npy")))
+    }
+
     /// Image densities: train (unconditional and with a context), log-prob in bits/dim, sample
     /// with a PNG grid; and bad images refused with one line naming the file before any work.
     func testImageDensityEndToEndAndBadImages() throws {

@@ -1,10 +1,17 @@
 import Foundation
 import SBIBackend
+import SBIModels
 
-/// Many chains of coordinate-wise slice sampling (Neal 2003: stepping out, then shrinkage) run in
-/// lock step, so that every density evaluation is one batched call over all chains — on the
-/// device, one plan replay per step instead of one per chain. Chains that finished a phase keep
-/// their state while the others go on.
+/// Many chains of slice sampling along fixed directions (Neal 2003: stepping out, then
+/// shrinkage) run in lock step, so that every density evaluation is one batched call over all
+/// chains — on the device, one plan replay per step instead of one per chain. Chains that
+/// finished a phase keep their state while the others go on.
+///
+/// The directions start as the coordinate axes; halfway through warm-up they become the columns
+/// of the Cholesky factor of the chains' covariance over the second quarter of warm-up, so that
+/// a correlated posterior (a galaxy's radius against its Sérsic index) is sampled in whitened
+/// coordinates instead of by many short coordinate steps. They stay fixed from then on, which
+/// keeps every later move a valid slice-sampling update.
 public struct SliceSampler {
     public var chains = 64
     public var warmup = 200
@@ -60,15 +67,35 @@ public struct SliceSampler {
         let iterations = warmup + perChain * thinning
         var kept: [[Float]] = []
         var history: [[Float]] = []
+        // directions[j]: the move of step j per unit of its coordinate (nil: the j-th axis).
+        var directions: [[Double]]? = nil
         for iteration in 0..<iterations {
+            if iteration == warmup / 2, warmup >= 20,
+               let factor = SliceSampler.choleskyOfCovariance(history[(warmup / 4)...], chains: chains, dimension: d) {
+                directions = (0..<d).map { j in (0..<d).map { factor[$0 * d + j] } }
+                width = [Double](repeating: 2, count: d)
+            }
             for j in 0..<d {
                 let level = (0..<chains).map { logp[$0] + Foundation.log(uniform()) }
-                let centre = (0..<chains).map { Double(theta[$0 * d + j]) }
+                // Positions along the direction, relative to each chain's state (centre 0), or
+                // the coordinate itself while the directions are the axes.
+                let centre = directions == nil ? (0..<chains).map { Double(theta[$0 * d + j]) } : [Double](repeating: 0, count: chains)
                 var left = (0..<chains).map { centre[$0] - width[j] * uniform() }
                 var right = left.map { $0 + width[j] }
+                // Chain c's state moved to `position` along the direction, written into `point`
+                // (which starts as a copy of the states, or is them).
+                func move(_ point: inout [Float], _ c: Int, to position: Double) {
+                    if let direction = directions?[j] {
+                        for k in 0..<d where direction[k] != 0 {
+                            point[c * d + k] = Float(Double(point[c * d + k]) + position * direction[k])
+                        }
+                    } else {
+                        point[c * d + j] = Float(position)
+                    }
+                }
                 func evaluate(at positions: [Double]) throws -> [Double] {
                     var point = theta
-                    for c in 0..<chains { point[c * d + j] = Float(positions[c]) }
+                    for c in 0..<chains { move(&point, c, to: positions[c]) }
                     evaluations += 1
                     return try logDensity(point)
                 }
@@ -98,7 +125,7 @@ public struct SliceSampler {
                     let values = try evaluate(at: proposal)
                     for c in 0..<chains where active[c] {
                         if values[c] > level[c] {
-                            theta[c * d + j] = Float(proposal[c])
+                            move(&theta, c, to: proposal[c])
                             logp[c] = values[c]
                             bracket[c] = right[c] - left[c]
                             active[c] = false
@@ -193,6 +220,27 @@ public struct SliceSampler {
             let tau = max(-1 + 2 * pairs.reduce(0, +), 1 / Foundation.log10(total))
             return total / tau
         }
+    }
+
+    /// The lower Cholesky factor (row-major d×d) of the covariance of all chains' states over
+    /// `draws`; nil when there are too few states or they are degenerate.
+    static func choleskyOfCovariance(_ draws: ArraySlice<[Float]>, chains: Int, dimension d: Int) -> [Double]? {
+        let count = draws.count * chains
+        guard count > 2 * d else { return nil }
+        var mean = [Double](repeating: 0, count: d)
+        for draw in draws { for i in 0..<(chains * d) { mean[i % d] += Double(draw[i]) } }
+        mean = mean.map { $0 / Double(count) }
+        var covariance = [Double](repeating: 0, count: d * d)
+        for draw in draws {
+            for c in 0..<chains {
+                for a in 0..<d {
+                    let u = Double(draw[c * d + a]) - mean[a]
+                    for b in 0...a { covariance[a * d + b] += u * (Double(draw[c * d + b]) - mean[b]) }
+                }
+            }
+        }
+        covariance = covariance.map { $0 / Double(count - 1) }
+        return Cholesky.factor(&covariance, d) ? covariance : nil
     }
 
     /// Split-R̂ (Gelman et al., BDA3 §11.4): each chain's draws halved, then between- against
