@@ -36,7 +36,8 @@ struct Diagnose: ParsableCommand {
         let estimator = try run.loadEstimator(from: directory, backend: backend)
         let heldOutTheta: [Float], heldOutX: [Float]
         if let theta, let x {
-            let t = try Matrix.loadVectors(theta, option: "--theta"), xs = try Matrix.load(x, option: "--x")
+            let t = try Matrix.loadVectors(theta, option: "--theta")
+            let xs = try Matrix.loadObservations(x, option: "--x", shape: run.observationShape)
             guard t.rows == xs.rows else { throw DataError("--theta has \(t.rows) rows, --x has \(xs.rows)") }
             (heldOutTheta, heldOutX) = (t.values, xs.values)
         } else {

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import SBIPlots
+import SBIData
 import SBIGraph
 import SBIInference
 
 struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Plot samples, loss curves and SBC ranks as SVG or PNG (by the --out extension).",
-        subcommands: [Corner.self, Loss.self, SBCRanks.self])
+        subcommands: [Corner.self, Loss.self, SBCRanks.self, Predictive.self])
 
     struct Corner: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Corner plot of samples (N×d .npy), optionally over reference samples.")
@@ -26,6 +27,51 @@ struct Plot: ParsableCommand {
             if let labels { options.labels = labels.split(separator: ",").map(String.init) }
             try Plots.corner(samples: s.values, dimension: s.cols, reference: r?.values, options: options).write(to: out)
             printError("wrote \(out)")
+        }
+    }
+
+    struct Predictive: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Posterior predictive check of an image task: the observation beside images simulated at posterior draws, and the samples' corner plot (PNG).")
+        @OptionGroup var device: DeviceOptions
+        @Option(help: "The built-in task that simulated the observation (galaxy, grf).") var task: String
+        @Option(help: "The observation (.npy, one H×W or H×W×C image).") var observation: String
+        @Option(help: "Posterior samples for it (.npy, N×d; from `sbi-gpu sample`).") var samples: String
+        @Option(parsing: .unconditional, help: "Images to simulate, at draws spread evenly over the samples.") var num = 15
+        @Option(parsing: .unconditional, help: "Seed of the simulations' noise.") var seed: UInt64 = 0
+        @Option(help: "Output .png.") var out: String
+
+        func validate() throws {
+            guard num > 0 else { throw ValidationError("--num \(num): expected a positive count") }
+            guard out.lowercased().hasSuffix(".png") else { throw ValidationError("--out \(out): expected a .png file") }
+        }
+
+        func run() throws {
+            let simulator = try Simulators.named(task)
+            let shape = simulator.observationShape
+            guard shape.count >= 2 else { throw ValidationError("--task \(task): its observations are vectors, not images; use `plot corner`") }
+            let o = try Matrix.loadObservations(observation, option: "--observation", shape: shape)
+            guard o.rows == 1 else { throw DataError("--observation \(observation): \(o.rows) observations; expected one image") }
+            let s = try Matrix.loadVectors(samples, option: "--samples")
+            guard s.cols == simulator.parameterDimension else {
+                throw DataError("--samples \(samples): \(s.cols) columns; \(task) has \(simulator.parameterDimension) parameters (\(simulator.parameterNames.joined(separator: ", ")))")
+            }
+            let count = min(num, s.rows), values = s.values, d = s.cols
+            // Draws spread evenly over the samples (chains interleave, so neighbours are other chains').
+            let rows = (0..<count).map { $0 * s.rows / count }
+            var draws: [Float] = []
+            for row in rows { draws += values[(row * d)..<((row + 1) * d)] }
+            if let bad = (0..<count).first(where: { simulator.prior.logDensity(draws[($0 * d)..<(($0 + 1) * d)]) == -.infinity }) {
+                throw DataError("--samples \(samples): row \(rows[bad]) lies outside \(task)'s prior, where it cannot be simulated")
+            }
+            let predictions = try simulator.simulate(theta: Array(draws), rows: count, seed: seed, backend: try device.backend())
+            var options = CornerPlotOptions()
+            options.labels = simulator.parameterNames
+            let png = try Plots.posteriorPredictive(
+                observation: o.values, predictions: predictions, count: count, height: shape[0], width: shape[1],
+                channels: shape.count > 2 ? shape[2] : 1, samples: values, dimension: d, options: options)
+            try atomicWrite(png, to: URL(fileURLWithPath: out))
+            printError("wrote \(out): the observation (framed) and \(count) posterior predictive images beside the corner plot")
         }
     }
 

@@ -92,7 +92,8 @@ final class CLITests: XCTestCase {
 
     /// NPE from images: the automatic embedding of galaxy stamps is the CNN (recorded in
     /// config.json and in the model), `sample` draws the posteriors of several stamps in one
-    /// call, and `--embedding cnn` refuses x that is not an image with one line.
+    /// call or of one H×W stamp file, `plot predictive` draws the check, `diagnose` takes image x,
+    /// and `--embedding cnn` refuses x that is not an image with one line.
     func testImageNPEUsesTheCNNEmbedding() throws {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else { throw XCTSkip("sbi-gpu binary not built") }
         try run(["simulate", "--task", "galaxy", "--num", "300", "--seed", "3", "--out", path("stamps")])
@@ -108,6 +109,25 @@ final class CLITests: XCTestCase {
                  "--num", "50", "--out", path("posterior.npy")])
         let posterior = try NumPy.read(URL(fileURLWithPath: path("posterior.npy")))
         XCTAssertEqual(posterior.shape, [3, 50, 5])
+        // One stamp as a 32×32 file, its posterior, and the predictive figure.
+        let stamps = try NumPy.read(URL(fileURLWithPath: path("obs/x.npy"))).floats()
+        try NumPy.write(try NumPyArray(floats: Array(stamps[0..<1024]), shape: [32, 32]), to: URL(fileURLWithPath: path("stamp.npy")))
+        try run(["sample", "--device", "cpu", "--model", path("run"), "--observation", path("stamp.npy"),
+                 "--num", "40", "--out", path("stamp-posterior.npy")])
+        XCTAssertEqual(try NumPy.read(URL(fileURLWithPath: path("stamp-posterior.npy"))).shape, [40, 5])
+        try run(["plot", "predictive", "--device", "cpu", "--task", "galaxy", "--observation", path("stamp.npy"),
+                 "--samples", path("stamp-posterior.npy"), "--num", "5", "--out", path("predictive.png")])
+        let png = try Data(contentsOf: URL(fileURLWithPath: path("predictive.png")))
+        XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+        try NumPy.write(try NumPyArray(floats: [Float](repeating: 3, count: 30), shape: [10, 3]), to: URL(fileURLWithPath: path("three.npy")))
+        let wrongSamples = try run(["plot", "predictive", "--device", "cpu", "--task", "galaxy", "--observation", path("stamp.npy"),
+                                    "--samples", path("three.npy"), "--out", path("bad.png")], expectSuccess: false)
+        XCTAssertTrue(wrongSamples.stderr.contains("galaxy has 5 parameters"), wrongSamples.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad.png")))
+        // Calibration diagnostics take image x too.
+        try run(["diagnose", "--device", "cpu", "--model", path("run"), "--theta", path("obs/theta.npy"), "--x", path("obs/x.npy"),
+                 "--num-samples", "30", "--out", path("diagnostics")])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("diagnostics/diagnostics.json")))
         try run(["simulate", "--task", "two_moons", "--num", "50", "--seed", "3", "--out", path("moons")])
         let refused = try run(["train", "--device", "cpu", "--theta", path("moons/theta.npy"), "--x", path("moons/x.npy"),
                                "--embedding", "cnn", "--epochs", "1", "--out", path("moons-run"), "--quiet"], expectSuccess: false)

@@ -196,6 +196,28 @@ final class PlotTests: XCTestCase {
         XCTAssertEqual(png.pixel(20, 20), [255, 255, 255, 255])
     }
 
+    /// The posterior predictive figure: the observation framed in orange at the grid's top left,
+    /// on its own intensity scale (its lowest pixel black, pixels past its 99.5th percentile
+    /// white), the predictions beside it on the same scale, the corner plot to the right.
+    func testPosteriorPredictiveFigure() throws {
+        let observation = (0..<64).map { Float($0) - 10 }
+        let predictions = [Float](repeating: 100, count: 128) + [Float](repeating: -50, count: 64)
+        let samples = gaussians(400, seed: 3).map(Float.init)
+        let png = try decodePNG(try Plots.posteriorPredictive(observation: observation, predictions: predictions, count: 3,
+                                                              height: 8, width: 8, channels: 1, samples: samples, dimension: 2))
+        let orange: [UInt8] = [230, 120, 30, 255]
+        let top = try XCTUnwrap((0..<png.height).first { png.pixel(0, $0) == orange }, "the observation's frame")
+        let side = try XCTUnwrap((1..<png.width).first { png.pixel($0, top) != orange }) - 1  // cell side + 1
+        let scale = (side - 1) / 8
+        XCTAssertGreaterThanOrEqual(scale, 1)
+        XCTAssertEqual(png.pixel(1, top + 1), [0, 0, 0, 255], "the lowest observed pixel is black")
+        XCTAssertEqual(png.pixel(side - 1, top + side - 1), [255, 255, 255, 255], "the highest is white")
+        XCTAssertEqual(png.pixel(side + 1, top + 1), [255, 255, 255, 255], "a prediction above the scale is white")
+        XCTAssertEqual(png.pixel(side + 1, top + side + 1), [0, 0, 0, 255], "one below it black (the third, bottom right of 2×2)")
+        let right = (png.width * 3 / 4..<png.width).contains { x in (0..<png.height).contains { png.pixel(x, $0) != [255, 255, 255, 255] } }
+        XCTAssertTrue(right, "the corner plot is drawn on the right")
+    }
+
     func testPNGOpensWithPillow() throws {
         guard shell("python3", ["-c", "import PIL"]).status == 0 else {
             throw XCTSkip("Pillow is not installed (python3 -c \"import PIL\" failed)")
