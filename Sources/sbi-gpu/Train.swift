@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Spline bins (nsf, and glow with --coupling spline).") var bins = 8
     @Option(help: "glow: the couplings' transform: affine ((x + t)·σ(raw + 2), Glow's) or spline (a rational-quadratic spline of --bins bins per element on [−3, 3]).") var coupling = "affine"
     @Option(parsing: .unconditional, help: "Mixture components (mdn, gmm).") var components = 10
-    @Option(help: "Flows (and mdn, for cnn): a net embedding the conditioning data before the transforms: `cnn` (conv 3×3 + ReLU + 2×2 max-pool blocks of 8, 16, 32 channels, then a dense head of 128 → 64; for images), `mlp` (widths 256,64), MLP widths like 256,64 (the last is the embedded size), `none`, or `auto` (cnn when each x is an H×W or H×W×C image with sides of at least 8, mlp for other x of 100 or more values, else none).")
+    @Option(help: "Flows (and mdn, for cnn): a net embedding the conditioning data before the transforms: `cnn` (conv 3×3 + ReLU + 2×2 max-pool blocks of 8, 16, 32 channels, then a dense head of 128 → 64; for images), `resnet` (the same blocks, each with a residual unit of two more convolutions), `mlp` (widths 256,64), MLP widths like 256,64 (the last is the embedded size), `none`, or `auto` (cnn when each x is an H×W or H×W×C image with sides of at least 8, mlp for other x of 100 or more values, else none).")
     var embedding = "auto"
     @Flag(inversion: .prefixedNo, help: "Flows: start with an affine layer whose location and scale are linear in the conditioning data (the near-Gaussian part of most posteriors); the transforms model the rest.")
     var conditionalAffine = true
@@ -124,11 +124,12 @@ struct Train: ParsableCommand {
         case "none": return .none
         case "auto": return .automatic
         case "cnn": return .cnn
+        case "resnet": return .resnet
         case "mlp": return .mlp
         default:
             let widths = embedding.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !widths.isEmpty, widths.count == embedding.split(separator: ",").count, widths.allSatisfy({ $0 > 0 }) else {
-                throw ValidationError("--embedding \(embedding): expected auto, cnn, mlp, none or positive MLP widths like 256,64")
+                throw ValidationError("--embedding \(embedding): expected auto, cnn, resnet, mlp, none or positive MLP widths like 256,64")
             }
             return .widths(widths)
         }

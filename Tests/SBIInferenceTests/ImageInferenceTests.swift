@@ -28,6 +28,11 @@ final class ImageInferenceTests: XCTestCase {
         XCTAssertThrowsError(try cnn.contextEmbedding(rowShape: [200])) { error in
             XCTAssertTrue("\(error)".contains("H×W"), "\(error)")
         }
+        var resnet = EstimatorTraining()
+        resnet.embedding = .resnet
+        XCTAssertEqual(try resnet.contextEmbedding(rowShape: [32, 32]).cnn?.residual, true)
+        XCTAssertEqual(try resnet.contextEmbedding(rowShape: [32, 32]).cnn?.summary, "resnet: channels 8,16,32, head 128,64")
+        XCTAssertThrowsError(try resnet.contextEmbedding(rowShape: [200]))
         var mlp = EstimatorTraining()
         mlp.embedding = .mlp
         XCTAssertEqual(try mlp.contextEmbedding(rowShape: [32, 32]).widths, EstimatorTraining.automaticEmbedding)

@@ -258,9 +258,31 @@ final class FlowTests: XCTestCase {
     /// op table; this checks that the layer wires them), and a save and load reproduces log q
     /// from the stored configuration.
     func testConvolutionalEmbedding() throws {
-        let (rows, side) = (5, (h: 8, w: 6, c: 2))
+        try checkConvolutionalEmbedding(residual: false, checked: [
+            ("embedding.conv0.weight", [3, 3, 2, 4]), ("embedding.conv0.bias", [1, 4]),
+            ("embedding.conv1.weight", [3, 3, 4, 8]), ("embedding.conv1.bias", [1, 8])])
+    }
+
+    /// The same for the ResNet variant: the residual units' convolutions (the skip joins them to
+    /// the block's) get their gradients too, and a configuration saved before `residual` existed
+    /// decodes as the plain CNN.
+    func testResidualConvolutionalEmbedding() throws {
+        try checkConvolutionalEmbedding(residual: true, checked: [
+            ("embedding.conv0.weight", [3, 3, 2, 4]), ("embedding.res0.a.weight", [3, 3, 4, 4]),
+            ("embedding.res0.b.weight", [3, 3, 4, 4]), ("embedding.res0.b.bias", [1, 4]),
+            ("embedding.res1.a.weight", [3, 3, 8, 8]), ("embedding.res1.b.weight", [3, 3, 8, 8])])
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: JSONEncoder().encode(
+            ConvolutionalEmbedding(height: 8, width: 8, channels: 1, blockChannels: [4], head: [3], residual: true))) as? [String: Any])
+        json["residual"] = nil
+        let older = try JSONDecoder().decode(ConvolutionalEmbedding.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertFalse(older.residual)
+        XCTAssertEqual(older.summary, "cnn: channels 4, head 3")
+    }
+
+    func checkConvolutionalEmbedding(residual: Bool, checked: [(String, [Int])]) throws {
+        let (rows, side, step) = (5, (h: 8, w: 6, c: 2), Float(1e-2))
         let cnn = ConvolutionalEmbedding(height: side.h, width: side.w, channels: side.c, blockChannels: [4, 8], head: [16, 3],
-                                         activation: .softplus)
+                                         activation: .softplus, residual: residual)
         var configuration = FlowConfiguration(kind: .nsf, features: 2, contextFeatures: cnn.inputFeatures)
         configuration.hidden = [16]
         configuration.activation = "tanh"
@@ -268,8 +290,6 @@ final class FlowTests: XCTestCase {
         configuration.convolutionalEmbedding = cnn
         let flow = try configuration.makeFlow()
         let y = uniformValues(rows * 2, seed: 1), c = uniformValues(rows * cnn.inputFeatures, seed: 2)
-        let checked = [("embedding.conv0.weight", [3, 3, 2, 4]), ("embedding.conv0.bias", [1, 4]),
-                       ("embedding.conv1.weight", [3, 3, 4, 8]), ("embedding.conv1.bias", [1, 8])]
         var logqs: [[Float]] = []
         for backend in try modelBackends() {
             let graph = Graph()
@@ -292,9 +312,15 @@ final class FlowTests: XCTestCase {
             // stand in for ReLU to keep kinks rare): a difference whose step crosses a kink is off
             // by part of the slope jump however small the step. A kink within h lies on one side
             // of the point, so one of the one-sided Richardson estimates 2·D(h/2) − D(h) (error
-            // O(h²·f‴) plus rounding ≈ 3·ε·|loss|/h ≈ 1e-4) is smooth: the gradient must match
-            // the nearer of the two, within the op table's bound.
-            let h: Float = 1e-2
+            // O(h²·f‴) plus rounding ≈ 5·ulp(loss)/h ≈ 1e-3) is smooth: the gradient must match
+            // the nearer of the two, within the op table's bound. Kinks on both sides within h
+            // escape both estimates, which then disagree with each other as well: such elements
+            // (more of them in the residual variant, whose extra convolutions move each pooled
+            // window more per step; a smaller h would drown in rounding) cannot be checked by
+            // differences and are counted instead, at most one in ten of those checked, while
+            // every element whose two estimates agree must match.
+            let h = step
+            var checkedCount = 0, kinkedBothSides = 0
             for (name, _) in checked {
                 let analytic = try store.read(name, from: store.gradients)
                 var values = try store.read(name)
@@ -315,10 +341,18 @@ final class FlowTests: XCTestCase {
                         return 2 * half - full
                     }
                     let nearer = estimates.min { abs($0 - analytic[j]) < abs($1 - analytic[j]) }!
-                    XCTAssertEqual(analytic[j], nearer, accuracy: 2e-3 + 1e-2 * abs(nearer),
+                    let tolerance = 2e-3 + 1e-2 * abs(nearer)
+                    checkedCount += 1
+                    if abs(analytic[j] - nearer) > tolerance && abs(estimates[0] - estimates[1]) > 2 * tolerance {
+                        kinkedBothSides += 1
+                        continue
+                    }
+                    XCTAssertEqual(analytic[j], nearer, accuracy: tolerance,
                                    "\(backend.kind): d/d\(name)[\(j)] (one-sided estimates \(estimates))")
                 }
             }
+            XCTAssertLessThanOrEqual(10 * kinkedBothSides, checkedCount,
+                                     "\(backend.kind): \(kinkedBothSides) of \(checkedCount) elements with kinks on both sides")
         }
         for other in logqs.dropFirst() {
             for (a, b) in zip(logqs[0], other) { XCTAssertEqual(a, b, accuracy: 1e-4 * (1 + abs(a)), "CPU and OpenCL log q") }

@@ -51,6 +51,8 @@ public struct EstimatorTraining: Sendable {
         case mlp
         /// `ConvolutionalEmbedding.automatic` for the image shape; the data must be images.
         case cnn
+        /// The same blocks, each with a residual unit (a small ResNet); the data must be images.
+        case resnet
     }
 
     /// The widths `.automatic` gives data of 100 or more features.
@@ -72,11 +74,11 @@ public struct EstimatorTraining: Sendable {
     /// an MLP's widths or a CNN, or neither.
     public func contextEmbedding(rowShape: [Int]) throws -> (widths: [Int]?, cnn: ConvolutionalEmbedding?) {
         let features = rowShape.reduce(1, *), image = Self.image(rowShape: rowShape)
-        func cnn() throws -> ConvolutionalEmbedding {
+        func cnn(residual: Bool = false) throws -> ConvolutionalEmbedding {
             guard let image else {
                 throw SBIError.invalidArgument("a CNN embedding needs images (rows of H×W or H×W×C with sides of at least 8); the conditioning data's rows are \(rowShape.map(String.init).joined(separator: "×"))")
             }
-            return .automatic(height: image.height, width: image.width, channels: image.channels)
+            return .automatic(height: image.height, width: image.width, channels: image.channels, residual: residual)
         }
         switch embedding {
         case .automatic:
@@ -86,6 +88,7 @@ public struct EstimatorTraining: Sendable {
         case let .widths(widths): return (widths, nil)
         case .mlp: return (Self.automaticEmbedding, nil)
         case .cnn: return (nil, try cnn())
+        case .resnet: return (nil, try cnn(residual: true))
         }
     }
 
@@ -94,7 +97,7 @@ public struct EstimatorTraining: Sendable {
         let isFlow = FlowConfiguration.Kind(rawValue: estimator) != nil
         guard isFlow || estimator == "mdn" else { return nil }
         func list(_ values: [Int]) -> String { values.map(String.init).joined(separator: ",") }
-        if let cnn = options.convolutionalEmbedding { return "cnn: channels \(list(cnn.blockChannels)), head \(list(cnn.head))" }
+        if let cnn = options.convolutionalEmbedding { return cnn.summary }
         if isFlow, let widths = options.embedding { return "mlp: \(list(widths))" }
         return "none"
     }
