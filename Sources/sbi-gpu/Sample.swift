@@ -73,13 +73,7 @@ struct Sample: ParsableCommand {
             }
         } else {
             let nle = NLE(estimator: estimator, prior: try run.requirePrior("sample"))
-            for r in 0..<observations.rows {
-                let row = Array(observations.values[(r * observations.cols)..<((r + 1) * observations.cols)])
-                let result = try nle.sample(num, observation: row, sampler: SliceSampler(
-                    chains: chains, warmup: warmup, thinning: thin, seed: seed &+ UInt64(r)))
-                samples += result.samples
-                report(result, observation: r)
-            }
+            samples = try sampleByChains(observations, nle.sample)
         }
         try write(samples, observations: observations.rows, dimension: d, started: started)
     }
@@ -95,16 +89,23 @@ struct Sample: ParsableCommand {
         let d = simulator.parameterDimension
         try requireMemory(for: [num, observations.rows, d], flag: "--num \(num)", what: "posterior samples")
         let posterior = LikelihoodPosterior(simulator: simulator, backend: backend)
-        var samples: [Float] = []
         let started = Date()
+        let samples = try sampleByChains(observations, posterior.sample)
+        try write(samples, observations: observations.rows, dimension: d, started: started)
+    }
+
+    /// Each observation's --num samples by slice chains (`sample(count, observation, sampler)`:
+    /// NLE's or the exact likelihood's), one report line each.
+    func sampleByChains(_ observations: Matrix,
+                        _ sample: (Int, [Float], SliceSampler) throws -> SliceSampler.Result) throws -> [Float] {
+        var samples: [Float] = []
         for r in 0..<observations.rows {
             let row = Array(observations.values[(r * observations.cols)..<((r + 1) * observations.cols)])
-            let result = try posterior.sample(num, observation: row, sampler: SliceSampler(
-                chains: chains, warmup: warmup, thinning: thin, seed: seed &+ UInt64(r)))
+            let result = try sample(num, row, SliceSampler(chains: chains, warmup: warmup, thinning: thin, seed: seed &+ UInt64(r)))
             samples += result.samples
             report(result, observation: r)
         }
-        try write(samples, observations: observations.rows, dimension: d, started: started)
+        return samples
     }
 
     /// One line per observation: the chains' worst R̂ and effective sample size.
