@@ -64,7 +64,7 @@ struct Plot: ParsableCommand {
             if let bad = (0..<count).first(where: { simulator.prior.logDensity(draws[($0 * d)..<(($0 + 1) * d)]) == -.infinity }) {
                 throw DataError("--samples \(samples): row \(rows[bad]) lies outside \(task)'s prior, where it cannot be simulated")
             }
-            let predictions = try simulator.simulate(theta: Array(draws), rows: count, seed: seed, backend: try device.backend())
+            let predictions = try simulator.simulate(theta: draws, rows: count, seed: seed, backend: try device.backend())
             var options = CornerPlotOptions()
             options.labels = simulator.parameterNames
             let png = try Plots.posteriorPredictive(

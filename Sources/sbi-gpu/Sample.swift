@@ -99,8 +99,9 @@ struct Sample: ParsableCommand {
     func sampleByChains(_ observations: Matrix,
                         _ sample: (Int, [Float], SliceSampler) throws -> SliceSampler.Result) throws -> [Float] {
         var samples: [Float] = []
+        let values = observations.values  // a copy when the file is mapped: once, not per observation
         for r in 0..<observations.rows {
-            let row = Array(observations.values[(r * observations.cols)..<((r + 1) * observations.cols)])
+            let row = Array(values[(r * observations.cols)..<((r + 1) * observations.cols)])
             let result = try sample(num, row, SliceSampler(chains: chains, warmup: warmup, thinning: thin, seed: seed &+ UInt64(r)))
             samples += result.samples
             report(result, observation: r)
